@@ -1,0 +1,159 @@
+/* common.c - assertions, checked wrappers, status messages and logging. */
+#include "common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <omp.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+void mmt_assert_fail(const char *expr, const char *file, int line) {
+    fprintf(stderr, "%s:%d: internal error: assertion failed: %s\n", file, line, expr);
+    fflush(stderr);
+    abort();
+}
+
+int mmt_fail(mmt_status *st, const char *fmt, ...) {
+    if (st) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(st->msg, sizeof st->msg, fmt, ap);
+        va_end(ap);
+        st->code = MMT_ERR;
+    }
+    return MMT_ERR;
+}
+
+/* ------------------------------------------------------- checked wrappers */
+
+static void die_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
+
+static void die_at(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "error (%s:%d): ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+void *mmt_malloc_at(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die_at(file, line, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *mmt_calloc_at(size_t count, size_t size, const char *file, int line) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) die_at(file, line, "out of memory allocating %zu x %zu bytes", count, size);
+    return p;
+}
+
+void *mmt_realloc_at(void *p, size_t n, const char *file, int line) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) die_at(file, line, "out of memory reallocating %zu bytes", n);
+    return q;
+}
+
+void *mmt_aligned_at(size_t n, const char *file, int line) {
+    void *p = NULL;
+    n = (n + 63) / 64 * 64;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0)
+        die_at(file, line, "out of memory allocating %zu aligned bytes", n);
+    return p;
+}
+
+FILE *mmt_fopen_at(const char *path, const char *mode, const char *file, int line) {
+    FILE *f = fopen(path, mode);
+    if (!f) die_at(file, line, "cannot open %s (mode %s): %s", path, mode, strerror(errno));
+    return f;
+}
+
+void mmt_fread_at(void *dst, size_t size, size_t count, FILE *f, const char *path,
+                  const char *file, int line) {
+    size_t got = fread(dst, size, count, f);
+    if (got != count)
+        die_at(file, line, "%s: short read (%zu of %zu items of %zu bytes)%s", path, got,
+               count, size, ferror(f) ? ": read error" : ": file truncated");
+}
+
+void mmt_fwrite_at(const void *src, size_t size, size_t count, FILE *f, const char *path,
+                   const char *file, int line) {
+    if (fwrite(src, size, count, f) != count)
+        die_at(file, line, "%s: write failed: %s", path, strerror(errno));
+}
+
+void mmt_fclose_at(FILE *f, const char *path, const char *file, int line) {
+    if (fclose(f) != 0) die_at(file, line, "%s: close failed: %s", path, strerror(errno));
+}
+
+char *mmt_read_file(const char *path, size_t *len, mmt_status *st) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mmt_fail(st, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = mmt_malloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) buf = mmt_realloc(buf, cap *= 2);
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        mmt_fail(st, "%s: read error", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+/* ------------------------------------------------------------------- log */
+
+int mmt_log_level = MMT_LOG_INFO;
+
+void mmt_log(int level, const char *fmt, ...) {
+    static const char *names[] = {"debug", "info", "warning", "error"};
+    if (level < mmt_log_level) return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (level != MMT_LOG_INFO) fprintf(stderr, "%s: ", names[level]);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+double mmt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+void mmt_set_ftz(void) {
+#if defined(__SSE__)
+#pragma omp parallel
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ | DAZ */
+    _mm_setcsr(_mm_getcsr() | 0x8040);
+#endif
+}
+
+void openblas_set_num_threads(int n);
+
+void mmt_set_threads(int n) {
+    if (n <= 0) return;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int mmt_get_threads(void) { return omp_get_max_threads(); }

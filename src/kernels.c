@@ -1,0 +1,377 @@
+/* kernels.c - forward/backward pairs of the Transformer's layers. */
+#include "kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+#include "common.h"
+
+/* ================================================================ dropout */
+
+uint64_t dropout_seed(uint64_t base, uint64_t step, uint64_t slot) {
+    uint64_t z = base ^ (step * 0xD1B54A32D192ED03ull) ^ (slot * 0x8CB92BA72F3D8DD7ull);
+    z = (z ^ (z >> 33)) * 0xFF51AFD7ED558CCDull;
+    z = (z ^ (z >> 33)) * 0xC4CEB9FE1A85EC53ull;
+    return z ^ (z >> 33);
+}
+
+void dropout_forward(float *out, const float *inp, long n, float p, uint64_t seed) {
+    if (p <= 0.0f) {
+        if (out != inp) memcpy(out, inp, (size_t)n * sizeof *out);
+        return;
+    }
+    const float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++)
+        out[i] = dropout_keep(seed, (uint64_t)i, p) ? inp[i] * scale : 0.0f;
+}
+
+void dropout_backward(float *dinp, const float *dout, long n, float p, uint64_t seed) {
+    const float scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++)
+        if (p <= 0.0f || dropout_keep(seed, (uint64_t)i, p)) dinp[i] += dout[i] * scale;
+}
+
+/* ============================================================== embedding */
+
+void positions_init(float *pe, int P, int D) {
+    int half = D / 2;
+    double step = half > 1 ? log(10000.0) / (half - 1) : 0.0;
+    for (int t = 0; t < P; t++) {
+        for (int i = 0; i < half; i++) {
+            double a = t * exp(-step * i);
+            pe[(size_t)t * D + i] = (float)sin(a);
+            pe[(size_t)t * D + half + i] = (float)cos(a);
+        }
+        if (D % 2) pe[(size_t)t * D + D - 1] = 0.0f;
+    }
+}
+
+void embedding_forward(float *out, const int *ids, const float *emb, const float *pe,
+                       int B, int T, int D) {
+    const float scale = sqrtf((float)D);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < B * T; r++) {
+        const float *e = emb + (size_t)ids[r] * D;
+        const float *p = pe + (size_t)(r % T) * D;
+        float *o = out + (size_t)r * D;
+        for (int i = 0; i < D; i++) o[i] = scale * e[i] + p[i];
+    }
+}
+
+void embedding_backward(float *demb, const float *dout, const int *ids, int pad,
+                        int B, int T, int D) {
+    /* serial: several rows may share an id, and this is cheap next to the
+     * matrix products */
+    const float scale = sqrtf((float)D);
+    for (int r = 0; r < B * T; r++) {
+        if (ids[r] == pad) continue;
+        float *de = demb + (size_t)ids[r] * D;
+        const float *d = dout + (size_t)r * D;
+        for (int i = 0; i < D; i++) de[i] += scale * d[i];
+    }
+}
+
+/* ============================================================= layer norm */
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *g, const float *b, int N, int D) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (size_t)r * D;
+        float *y = out + (size_t)r * D;
+        float m = 0.0f, v = 0.0f;
+        for (int i = 0; i < D; i++) m += x[i];
+        m /= D;
+        for (int i = 0; i < D; i++) v += (x[i] - m) * (x[i] - m);
+        float s = 1.0f / sqrtf(v / D + 1e-5f);
+        for (int i = 0; i < D; i++) y[i] = (x[i] - m) * s * g[i] + b[i];
+        mean[r] = m;
+        rstd[r] = s;
+    }
+}
+
+void layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
+                        const float *mean, const float *rstd, const float *inp,
+                        const float *g, int N, int D) {
+    /* dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * g;
+     * dg, db are summed per thread, then over threads in a fixed order so the
+     * result does not depend on timing */
+    int nt = omp_get_max_threads();
+    float *part = mmt_calloc((size_t)nt * 2 * D, sizeof *part);
+#pragma omp parallel num_threads(nt)
+    {
+        float *pdg = part + (size_t)omp_get_thread_num() * 2 * D, *pdb = pdg + D;
+#pragma omp for schedule(static)
+        for (int r = 0; r < N; r++) {
+            const float *x = inp + (size_t)r * D, *dy = dout + (size_t)r * D;
+            float *dx = dinp + (size_t)r * D;
+            float m = mean[r], s = rstd[r], a = 0.0f, c = 0.0f;
+            for (int i = 0; i < D; i++) {
+                float xh = (x[i] - m) * s, dxh = dy[i] * g[i];
+                a += dxh;
+                c += dxh * xh;
+                pdg[i] += dy[i] * xh;
+                pdb[i] += dy[i];
+            }
+            a /= D;
+            c /= D;
+            for (int i = 0; i < D; i++) {
+                float xh = (x[i] - m) * s;
+                dx[i] += s * (dy[i] * g[i] - a - xh * c);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < D; i++) {
+            dg[i] += part[(size_t)t * 2 * D + i];
+            db[i] += part[(size_t)t * 2 * D + D + i];
+        }
+    free(part);
+}
+
+/* ================================================================= linear */
+
+void linear_forward(float *out, int ld_out, const float *inp, int ld_inp,
+                    const float *w, const float *b, int N, int K, int M) {
+    if (b) {
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < N; r++) memcpy(out + (size_t)r * ld_out, b, (size_t)M * sizeof *b);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, K, 1.0f, inp, ld_inp, w, K,
+                b ? 1.0f : 0.0f, out, ld_out);
+}
+
+void linear_backward(float *dinp, int ld_dinp, float *dw, float *db, const float *dout,
+                     int ld_dout, const float *inp, int ld_inp, const float *w,
+                     int N, int K, int M) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, M, 1.0f, dout, ld_dout,
+                    w, K, 1.0f, dinp, ld_dinp);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, K, N, 1.0f, dout, ld_dout,
+                    inp, ld_inp, 1.0f, dw, K);
+    if (db) {
+        /* column sums: each thread owns a slice of the columns */
+#pragma omp parallel for schedule(static)
+        for (int c0 = 0; c0 < M; c0 += 64) {
+            int c1 = c0 + 64 < M ? c0 + 64 : M;
+            float acc[64] = {0};
+            for (int r = 0; r < N; r++) {
+                const float *d = dout + (size_t)r * ld_dout;
+                for (int c = c0; c < c1; c++) acc[c - c0] += d[c];
+            }
+            for (int c = c0; c < c1; c++) db[c] += acc[c - c0];
+        }
+    }
+}
+
+/* =================================================================== relu */
+
+void relu_forward(float *out, const float *inp, long n) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void relu_backward(float *dinp, const float *dout, const float *out, long n) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+/* ============================================================== attention */
+
+/* Keys a query row may see: [0, n) minus padded keys. */
+static inline int attn_visible(const attn_dims *a, int t) {
+    return a->causal ? (t + 1 < a->Tk ? t + 1 : a->Tk) : a->Tk;
+}
+
+void attention_forward(float *ctx, float *probs, const float *q, const float *k,
+                       const float *v, const uint8_t *key_pad, const attn_dims *a) {
+    const int B = a->B, Tq = a->Tq, Tk = a->Tk, H = a->H, dh = a->dh, D = H * dh;
+    const float scale = 1.0f / sqrtf((float)dh), keep_scale = 1.0f / (1.0f - a->dropout);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const uint8_t *pad = key_pad ? key_pad + (size_t)b * Tk : NULL;
+            for (int t = 0; t < Tq; t++) {
+                const float *qt = q + (size_t)(b * Tq + t) * a->ldq + h * dh;
+                float *p = probs + (((size_t)b * H + h) * Tq + t) * Tk;
+                float *c = ctx + (size_t)(b * Tq + t) * D + h * dh;
+                int n = attn_visible(a, t);
+
+                /* scores = q k^T / sqrt(dh) over visible keys, then softmax */
+                float mx = -INFINITY;
+                for (int j = 0; j < n; j++) {
+                    if (pad && pad[j]) continue;
+                    const float *kj = k + (size_t)(b * Tk + j) * a->ldk + h * dh;
+                    float s = 0.0f;
+                    for (int i = 0; i < dh; i++) s += qt[i] * kj[i];
+                    p[j] = s * scale;
+                    mx = p[j] > mx ? p[j] : mx;
+                }
+                float sum = 0.0f;
+                for (int j = 0; j < n; j++) {
+                    if (pad && pad[j]) continue;
+                    p[j] = fast_expf(p[j] - mx);
+                    sum += p[j];
+                }
+                float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+                for (int j = 0; j < Tk; j++)
+                    p[j] = (j < n && !(pad && pad[j])) ? p[j] * inv : 0.0f;
+
+                /* ctx = dropout(probs) v */
+                memset(c, 0, (size_t)dh * sizeof *c);
+                uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
+                for (int j = 0; j < n; j++) {
+                    float w = p[j];
+                    if (w == 0.0f) continue;
+                    if (a->dropout > 0.0f)
+                        w = dropout_keep(a->seed, base + j, a->dropout) ? w * keep_scale : 0.0f;
+                    const float *vj = v + (size_t)(b * Tk + j) * a->ldv + h * dh;
+                    for (int i = 0; i < dh; i++) c[i] += w * vj[i];
+                }
+            }
+        }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *dctx,
+                        const float *probs, const float *q, const float *k,
+                        const float *v, const uint8_t *key_pad, const attn_dims *a) {
+    const int B = a->B, Tq = a->Tq, Tk = a->Tk, H = a->H, dh = a->dh, D = H * dh;
+    const float scale = 1.0f / sqrtf((float)dh), keep_scale = 1.0f / (1.0f - a->dropout);
+    /* each (b, h) writes its own head's columns of dq, dk, dv: no races */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            float dp[Tk > 0 ? Tk : 1];
+            for (int t = 0; t < Tq; t++) {
+                const float *p = probs + (((size_t)b * H + h) * Tq + t) * Tk;
+                const float *dc = dctx + (size_t)(b * Tq + t) * D + h * dh;
+                const float *qt = q + (size_t)(b * Tq + t) * a->ldq + h * dh;
+                float *dqt = dq + (size_t)(b * Tq + t) * a->ldq + h * dh;
+                int n = attn_visible(a, t);
+                uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
+
+                /* through ctx = dropout(p) v: dv += dropout(p) dctx, dp = dctx . v */
+                float dot = 0.0f;
+                for (int j = 0; j < n; j++) {
+                    dp[j] = 0.0f;
+                    if (p[j] == 0.0f) continue;
+                    float keep = 1.0f;
+                    if (a->dropout > 0.0f)
+                        keep = dropout_keep(a->seed, base + j, a->dropout) ? keep_scale : 0.0f;
+                    if (keep == 0.0f) continue;
+                    const float *vj = v + (size_t)(b * Tk + j) * a->ldv + h * dh;
+                    float *dvj = dv + (size_t)(b * Tk + j) * a->ldv + h * dh;
+                    float s = 0.0f;
+                    for (int i = 0; i < dh; i++) {
+                        s += dc[i] * vj[i];
+                        dvj[i] += p[j] * keep * dc[i];
+                    }
+                    dp[j] = s * keep;
+                    dot += p[j] * dp[j];
+                }
+
+                /* softmax: ds = p (dp - sum p dp); then q k^T / sqrt(dh) */
+                for (int j = 0; j < n; j++) {
+                    if (p[j] == 0.0f) continue;
+                    float ds = p[j] * (dp[j] - dot) * scale;
+                    const float *kj = k + (size_t)(b * Tk + j) * a->ldk + h * dh;
+                    float *dkj = dk + (size_t)(b * Tk + j) * a->ldk + h * dh;
+                    for (int i = 0; i < dh; i++) {
+                        dqt[i] += ds * kj[i];
+                        dkj[i] += ds * qt[i];
+                    }
+                }
+            }
+        }
+}
+
+/* ======================================================= residual, penal */
+
+void residual_forward(float *y, const float *x, const float *z, long n) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) y[i] = x[i] + z[i];
+}
+
+void residual_backward(float *dx, float *dz, const float *dy, const float *z, float c,
+                       const uint8_t *row_pad, int N, int D) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const size_t o = (size_t)r * D;
+        const float cr = (row_pad && row_pad[r]) ? 0.0f : c;
+        if (cr == 0.0f) {
+            for (int i = 0; i < D; i++) {
+                dx[o + i] += dy[o + i];
+                dz[o + i] += dy[o + i];
+            }
+        } else {
+            for (int i = 0; i < D; i++) {
+                dx[o + i] += dy[o + i];
+                dz[o + i] += dy[o + i] + cr * z[o + i];
+            }
+        }
+    }
+}
+
+/* ========================================================= cross entropy */
+
+xent_result xent_forward(float *lse, const float *logits, const int *targets, int pad,
+                         float eps, int N, int V) {
+    const float eps_i = V > 1 ? eps / (V - 1) : 0.0f;
+    /* per-thread sums added in thread order: the total does not depend on timing */
+    int nt = omp_get_max_threads();
+    double *part = mmt_calloc((size_t)nt * 3, sizeof *part);
+#pragma omp parallel num_threads(nt)
+    {
+        double *acc = part + 3 * omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int r = 0; r < N; r++) {
+            const float *x = logits + (size_t)r * V;
+            float mx = -INFINITY, sum = 0.0f, xsum = 0.0f;
+            for (int i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+            for (int i = 0; i < V; i++) {
+                sum += fast_expf(x[i] - mx);
+                xsum += x[i];
+            }
+            float l = mx + logf(sum);
+            lse[r] = l;
+            if (targets[r] == pad) continue;
+            /* -log p_y, and the smoothing term -sum_v log p_v = V lse - sum x */
+            double nl = (double)l - x[targets[r]];
+            double smooth = (double)V * l - xsum;
+            acc[0] += (1.0 - eps - eps_i) * nl + eps_i * smooth;
+            acc[1] += nl;
+            acc[2] += 1.0;
+        }
+    }
+    xent_result res = {0.0, 0.0, 0};
+    for (int t = 0; t < nt; t++) {
+        res.loss += part[3 * t];
+        res.nll += part[3 * t + 1];
+        res.ntokens += (long)part[3 * t + 2];
+    }
+    free(part);
+    return res;
+}
+
+void xent_backward(float *dlogits, const float *lse, const float *logits,
+                   const int *targets, int pad, float eps, float scale, int N, int V) {
+    const float eps_i = V > 1 ? eps / (V - 1) : 0.0f;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *x = logits + (size_t)r * V;
+        float *d = dlogits + (size_t)r * V;
+        if (targets[r] == pad) {
+            memset(d, 0, (size_t)V * sizeof *d);
+            continue;
+        }
+        float l = lse[r];
+        for (int i = 0; i < V; i++) d[i] = scale * (fast_expf(x[i] - l) - eps_i);
+        d[targets[r]] -= scale * (1.0f - eps - eps_i);
+    }
+}

@@ -1,0 +1,944 @@
+/*
+ * model.c - the Transformer encoder-decoder: parameter table, activation
+ * arena, forward and backward as flat lists of layer calls.
+ *
+ * Every residual sublayer is one of two shapes (x its input, F its branch):
+ *   post-norm: a = F(x),       z = dropout(a), y = LN(x + z)
+ *   pre-norm:  a = F(LN(x)),   z = dropout(a), y = x + z
+ * and in backward the branch receives dz = dy' + c z (the penal connection,
+ * c = tau * grad_scale, on non-pad rows), dy' being the gradient reaching
+ * the residual sum.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+/* Offsets (in floats) of one layer's tensors: the same offsets index the
+ * parameters and the gradients. */
+typedef struct {
+    size_t qkv_w, qkv_b, out_w, out_b; /* self-attention: (3D, D) (3D) (D, D) (D) */
+    size_t n1_g, n1_b;                 /* its norm (D) */
+    size_t fc1_w, fc1_b, fc2_w, fc2_b; /* FFN: (F, D) (F) (D, F) (D) */
+    size_t n2_g, n2_b;                 /* its norm (D) */
+} enc_off;
+
+typedef struct {
+    size_t qkv_w, qkv_b, out_w, out_b, n1_g, n1_b;        /* self-attention */
+    size_t q_w, q_b, kv_w, kv_b, cout_w, cout_b;          /* cross-attention */
+    size_t n2_g, n2_b;                                    /* its norm */
+    size_t fc1_w, fc1_b, fc2_w, fc2_b, n3_g, n3_b;        /* FFN and its norm */
+} dec_off;
+
+/* What one residual sublayer keeps for backward. */
+typedef struct {
+    float *h;          /* (N, D) pre-norm: LN(x), the branch input; post-norm: NULL */
+    float *mean, *rstd;/* (N) statistics of its layer norm */
+    float *r;          /* (N, D) post-norm: x + z, the norm's input */
+    float *a;          /* (N, D) branch output before dropout */
+    float *z;          /* (N, D) branch output after dropout (== a without dropout) */
+    float *y;          /* (N, D) sublayer output */
+} sub_acts;
+
+typedef struct {
+    sub_acts sa, ff;
+    float *qkv;        /* (N, 3D) */
+    float *probs;      /* (B, H, S, S) */
+    float *ctx;        /* (N, D) */
+    float *hid;        /* (N, F) relu output */
+    float *hid_d;      /* (N, F) after activation dropout (== hid without) */
+} enc_acts;
+
+typedef struct {
+    sub_acts sa, ca, ff;
+    float *qkv, *sa_probs, *sa_ctx;    /* (Nt, 3D) (B, H, T, T) (Nt, D) */
+    float *q, *kv, *ca_probs, *ca_ctx; /* (Nt, D) (Ns, 2D) (B, H, T, S) (Nt, D) */
+    float *hid, *hid_d;                /* (Nt, F) */
+} dec_acts;
+
+struct mmt_model {
+    model_config cfg;
+    int ntensors, cap_tensors;
+    param_tensor *tensors;
+    size_t nparams;
+    float *params, *grads;
+    size_t embed;           /* (V, D) offset */
+    enc_off *enc;           /* (L_enc) */
+    dec_off *dec;           /* (L_dec) */
+    size_t enc_norm_g, enc_norm_b, dec_norm_g, dec_norm_b; /* pre-norm only */
+    float *pe;              /* (max_positions, D) */
+
+    /* activation arena, laid out for the current batch shape */
+    float *arena;
+    size_t arena_cap;       /* floats */
+    int B, S, T;            /* shape of the last forward */
+    uint64_t step;          /* step of the last forward (dropout seeds) */
+    int train;
+    float grad_scale;       /* of the running backward */
+    uint8_t *src_pad, *tgt_pad; /* (B, S) (B, T): 1 where the id is pad */
+    size_t pad_cap;
+    float *src_emb, *tgt_emb;   /* (Ns, D) (Nt, D) after dropout */
+    enc_acts *ea;
+    dec_acts *da;
+    float *enc_out;             /* (Ns, D) encoder output */
+    sub_acts enc_fin, dec_fin;  /* pre-norm final norms (h, mean, rstd used) */
+    float *dec_out;             /* (Nt, D) */
+    float *logits, *lse, *dlogits; /* (Nt, V) (Nt) (Nt, V) */
+    /* backward scratch */
+    float *g0, *g1, *dr, *dz, *dA, *dh, *dctx, *dqkv, *dhid, *dhid2, *denc, *dkv;
+};
+
+/* ================================================================ config */
+
+model_config model_config_default(void) {
+    model_config c = {0};
+    c.enc_layers = 4;
+    c.dec_layers = 4;
+    c.D = 128;
+    c.F = 256;
+    c.H = 4;
+    c.V = 0;
+    c.max_positions = 1024;
+    c.pre_norm = 0;
+    c.dropout = 0.3f;
+    c.label_smoothing = 0.1f;
+    c.pad_id = 0;
+    c.unk_id = 1;
+    c.bos_id = 2;
+    c.eos_id = 3;
+    c.tau = 0.0f;
+    c.penal_mask = PENAL_ALL;
+    c.seed = 1;
+    return c;
+}
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} penal_names[] = {
+    {"enc_self", PENAL_ENC_SELF}, {"enc_ffn", PENAL_ENC_FFN},   {"dec_self", PENAL_DEC_SELF},
+    {"dec_cross", PENAL_DEC_CROSS}, {"dec_ffn", PENAL_DEC_FFN},
+};
+
+static int cfg_int(const cJSON *it, const char *where, int lo, int hi, int *out,
+                   mmt_status *st) {
+    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble)
+        return mmt_fail(st, "%s: \"%s\": expected an integer", where, it->string);
+    if (it->valueint < lo || it->valueint > hi)
+        return mmt_fail(st, "%s: \"%s\": expected %d..%d, got %d", where, it->string, lo, hi,
+                        it->valueint);
+    *out = it->valueint;
+    return MMT_OK;
+}
+
+static int cfg_float(const cJSON *it, const char *where, double lo, double hi, float *out,
+                     mmt_status *st) {
+    if (!cJSON_IsNumber(it)) return mmt_fail(st, "%s: \"%s\": expected a number", where, it->string);
+    if (it->valuedouble < lo || it->valuedouble > hi)
+        return mmt_fail(st, "%s: \"%s\": expected %g..%g, got %g", where, it->string, lo, hi,
+                        it->valuedouble);
+    *out = (float)it->valuedouble;
+    return MMT_OK;
+}
+
+static int cfg_choice(const cJSON *it, const char *where, const char *a, const char *b,
+                      int *out, mmt_status *st) {
+    if (!cJSON_IsString(it) || (strcmp(it->valuestring, a) && strcmp(it->valuestring, b)))
+        return mmt_fail(st, "%s: \"%s\": expected \"%s\" or \"%s\"", where, it->string, a, b);
+    *out = strcmp(it->valuestring, b) == 0;
+    return MMT_OK;
+}
+
+static int cfg_penal(model_config *c, const cJSON *obj, const char *where, mmt_status *st) {
+    if (!cJSON_IsObject(obj)) return mmt_fail(st, "%s: \"penal\": expected an object", where);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj) {
+        const char *k = it->string;
+        int rc = MMT_OK;
+        if (!strcmp(k, "tau")) {
+            rc = cfg_float(it, where, 0.0, 1e3, &c->tau, st);
+        } else if (!strcmp(k, "before_dropout")) {
+            if (!cJSON_IsBool(it))
+                return mmt_fail(st, "%s: \"penal.before_dropout\": expected true or false", where);
+            c->penal_before_dropout = cJSON_IsTrue(it);
+        } else if (!strcmp(k, "sublayers")) {
+            if (!cJSON_IsArray(it))
+                return mmt_fail(st, "%s: \"penal.sublayers\": expected a list", where);
+            unsigned mask = 0;
+            const cJSON *s;
+            cJSON_ArrayForEach(s, it) {
+                unsigned bit = 0;
+                for (size_t i = 0; cJSON_IsString(s) && i < 5; i++)
+                    if (!strcmp(s->valuestring, penal_names[i].name)) bit = penal_names[i].bit;
+                if (!bit)
+                    return mmt_fail(st, "%s: \"penal.sublayers\": unknown sublayer %s (expected "
+                                    "enc_self, enc_ffn, dec_self, dec_cross, dec_ffn)", where,
+                                    cJSON_IsString(s) ? s->valuestring : "(not a string)");
+                mask |= bit;
+            }
+            c->penal_mask = mask;
+        } else {
+            return mmt_fail(st, "%s: unknown key \"penal.%s\"", where, k);
+        }
+        if (rc) return rc;
+    }
+    return MMT_OK;
+}
+
+int model_config_apply(model_config *c, const cJSON *obj, const char *where, mmt_status *st) {
+    if (!cJSON_IsObject(obj)) return mmt_fail(st, "%s: expected a JSON object", where);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj) {
+        const char *k = it->string;
+        int rc, flag = 0;
+        if (!strcmp(k, "encoder_layers")) rc = cfg_int(it, where, 1, 64, &c->enc_layers, st);
+        else if (!strcmp(k, "decoder_layers")) rc = cfg_int(it, where, 1, 64, &c->dec_layers, st);
+        else if (!strcmp(k, "d_model")) rc = cfg_int(it, where, 2, 16384, &c->D, st);
+        else if (!strcmp(k, "ffn_dim")) rc = cfg_int(it, where, 1, 65536, &c->F, st);
+        else if (!strcmp(k, "heads")) rc = cfg_int(it, where, 1, 256, &c->H, st);
+        else if (!strcmp(k, "max_positions")) rc = cfg_int(it, where, 8, 65536, &c->max_positions, st);
+        else if (!strcmp(k, "dropout")) rc = cfg_float(it, where, 0.0, 0.99, &c->dropout, st);
+        else if (!strcmp(k, "attention_dropout"))
+            rc = cfg_float(it, where, 0.0, 0.99, &c->attn_dropout, st);
+        else if (!strcmp(k, "activation_dropout"))
+            rc = cfg_float(it, where, 0.0, 0.99, &c->act_dropout, st);
+        else if (!strcmp(k, "label_smoothing"))
+            rc = cfg_float(it, where, 0.0, 0.99, &c->label_smoothing, st);
+        else if (!strcmp(k, "norm")) {
+            rc = cfg_choice(it, where, "post", "pre", &flag, st);
+            if (!rc) c->pre_norm = flag;
+        } else if (!strcmp(k, "activation")) {
+            rc = cfg_choice(it, where, "relu", "relu", &flag, st);
+        } else if (!strcmp(k, "positions")) {
+            rc = cfg_choice(it, where, "sinusoidal", "sinusoidal", &flag, st);
+        } else if (!strcmp(k, "share_embeddings")) {
+            rc = cJSON_IsTrue(it) ? MMT_OK
+                 : mmt_fail(st, "%s: \"share_embeddings\": only true (one joint vocabulary) "
+                            "is supported", where);
+        } else if (!strcmp(k, "penal")) {
+            rc = cfg_penal(c, it, where, st);
+        } else if (!strcmp(k, "description")) {
+            rc = MMT_OK;
+        } else {
+            rc = mmt_fail(st, "%s: unknown key \"%s\"", where, k);
+        }
+        if (rc) return rc;
+    }
+    if (c->D % c->H)
+        return mmt_fail(st, "%s: d_model %d is not a multiple of heads %d", where, c->D, c->H);
+    return MMT_OK;
+}
+
+int model_config_load(model_config *cfg, const char *path, mmt_status *st) {
+    char *text = mmt_read_file(path, NULL, st);
+    if (!text) return MMT_ERR;
+    cJSON *root = cJSON_Parse(text);
+    if (!root) {
+        const char *e = cJSON_GetErrorPtr();
+        int line = 1;
+        for (const char *p = text; e && p < e; p++) line += *p == '\n';
+        free(text);
+        return mmt_fail(st, "%s:%d: invalid JSON", path, line);
+    }
+    int rc = model_config_apply(cfg, root, path, st);
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}
+
+/* ====================================================== parameter table */
+
+static size_t add_tensor(mmt_model *m, const char *name, int d0, int d1) {
+    if (m->ntensors == m->cap_tensors) {
+        m->cap_tensors = m->cap_tensors ? 2 * m->cap_tensors : 64;
+        m->tensors = mmt_realloc(m->tensors, m->cap_tensors * sizeof *m->tensors);
+    }
+    param_tensor *t = &m->tensors[m->ntensors++];
+    MMT_ASSERT(strlen(name) < sizeof t->name);
+    strcpy(t->name, name);
+    t->ndim = d1 ? 2 : 1;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    t->size = (size_t)d0 * (d1 ? d1 : 1);
+    t->offset = m->nparams;
+    m->nparams += (t->size + 15) / 16 * 16; /* 64-byte aligned tensors */
+    return t->offset;
+}
+
+/* Lay out every tensor; the order is the checkpoint's and the fixture's. */
+static void build_table(mmt_model *m) {
+    const int D = m->cfg.D, F = m->cfg.F;
+    char n[64];
+    m->embed = add_tensor(m, "embed.weight", m->cfg.V, D);
+    for (int l = 0; l < m->cfg.enc_layers; l++) {
+        enc_off *e = &m->enc[l];
+#define T2(field, suffix, d0, d1) \
+    (snprintf(n, sizeof n, "enc.%d.%s", l, suffix), e->field = add_tensor(m, n, d0, d1))
+        T2(qkv_w, "self_attn.qkv.weight", 3 * D, D);
+        T2(qkv_b, "self_attn.qkv.bias", 3 * D, 0);
+        T2(out_w, "self_attn.out.weight", D, D);
+        T2(out_b, "self_attn.out.bias", D, 0);
+        T2(n1_g, "self_attn_norm.weight", D, 0);
+        T2(n1_b, "self_attn_norm.bias", D, 0);
+        T2(fc1_w, "ffn.fc1.weight", F, D);
+        T2(fc1_b, "ffn.fc1.bias", F, 0);
+        T2(fc2_w, "ffn.fc2.weight", D, F);
+        T2(fc2_b, "ffn.fc2.bias", D, 0);
+        T2(n2_g, "ffn_norm.weight", D, 0);
+        T2(n2_b, "ffn_norm.bias", D, 0);
+#undef T2
+    }
+    if (m->cfg.pre_norm) {
+        m->enc_norm_g = add_tensor(m, "enc.norm.weight", D, 0);
+        m->enc_norm_b = add_tensor(m, "enc.norm.bias", D, 0);
+    }
+    for (int l = 0; l < m->cfg.dec_layers; l++) {
+        dec_off *d = &m->dec[l];
+#define T2(field, suffix, d0, d1) \
+    (snprintf(n, sizeof n, "dec.%d.%s", l, suffix), d->field = add_tensor(m, n, d0, d1))
+        T2(qkv_w, "self_attn.qkv.weight", 3 * D, D);
+        T2(qkv_b, "self_attn.qkv.bias", 3 * D, 0);
+        T2(out_w, "self_attn.out.weight", D, D);
+        T2(out_b, "self_attn.out.bias", D, 0);
+        T2(n1_g, "self_attn_norm.weight", D, 0);
+        T2(n1_b, "self_attn_norm.bias", D, 0);
+        T2(q_w, "cross_attn.q.weight", D, D);
+        T2(q_b, "cross_attn.q.bias", D, 0);
+        T2(kv_w, "cross_attn.kv.weight", 2 * D, D);
+        T2(kv_b, "cross_attn.kv.bias", 2 * D, 0);
+        T2(cout_w, "cross_attn.out.weight", D, D);
+        T2(cout_b, "cross_attn.out.bias", D, 0);
+        T2(n2_g, "cross_attn_norm.weight", D, 0);
+        T2(n2_b, "cross_attn_norm.bias", D, 0);
+        T2(fc1_w, "ffn.fc1.weight", F, D);
+        T2(fc1_b, "ffn.fc1.bias", F, 0);
+        T2(fc2_w, "ffn.fc2.weight", D, F);
+        T2(fc2_b, "ffn.fc2.bias", D, 0);
+        T2(n3_g, "ffn_norm.weight", D, 0);
+        T2(n3_b, "ffn_norm.bias", D, 0);
+#undef T2
+    }
+    if (m->cfg.pre_norm) {
+        m->dec_norm_g = add_tensor(m, "dec.norm.weight", D, 0);
+        m->dec_norm_b = add_tensor(m, "dec.norm.bias", D, 0);
+    }
+}
+
+/* A small seeded generator for initialisation (splitmix64). */
+static uint64_t init_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double init_uniform(uint64_t *s) { return (init_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+
+/* Fill by name: norms' weights 1, biases 0, embeddings N(0, D^-1/2),
+ * linear weights xavier-uniform per (D, D) block of fused projections. */
+static void init_params(mmt_model *m) {
+    uint64_t s = m->cfg.seed * 0x2545F4914F6CDD1Dull + 7;
+    for (int i = 0; i < m->ntensors; i++) {
+        const param_tensor *t = &m->tensors[i];
+        float *p = m->params + t->offset;
+        size_t len = strlen(t->name);
+        int is_norm = strstr(t->name, "norm.") != NULL;
+        if (len > 5 && !strcmp(t->name + len - 5, ".bias")) {
+            for (size_t j = 0; j < t->size; j++) p[j] = 0.0f;
+        } else if (is_norm) {
+            for (size_t j = 0; j < t->size; j++) p[j] = 1.0f;
+        } else if (!strcmp(t->name, "embed.weight")) {
+            double sd = 1.0 / sqrt((double)m->cfg.D);
+            for (size_t j = 0; j < t->size; j += 2) {
+                double u1 = init_uniform(&s) + 1e-300, u2 = init_uniform(&s);
+                double r = sqrt(-2.0 * log(u1));
+                p[j] = (float)(sd * r * cos(2 * M_PI * u2));
+                if (j + 1 < t->size) p[j + 1] = (float)(sd * r * sin(2 * M_PI * u2));
+            }
+            memset(p + (size_t)m->cfg.pad_id * m->cfg.D, 0, m->cfg.D * sizeof *p);
+        } else {
+            /* fused projections are initialised as their D-row blocks would be */
+            int rows = t->shape[0], cols = t->shape[1];
+            int block = rows % cols == 0 && rows > cols ? cols : rows;
+            double a = sqrt(6.0 / (block + cols));
+            for (size_t j = 0; j < t->size; j++) p[j] = (float)(a * (2 * init_uniform(&s) - 1));
+        }
+    }
+}
+
+mmt_model *model_create(const model_config *cfg) {
+    MMT_ASSERT(cfg->V > 0 && cfg->D > 0 && cfg->H > 0 && cfg->D % cfg->H == 0);
+    mmt_model *m = mmt_calloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->enc = mmt_calloc(cfg->enc_layers, sizeof *m->enc);
+    m->dec = mmt_calloc(cfg->dec_layers, sizeof *m->dec);
+    m->ea = mmt_calloc(cfg->enc_layers, sizeof *m->ea);
+    m->da = mmt_calloc(cfg->dec_layers, sizeof *m->da);
+    build_table(m);
+    m->params = mmt_aligned(m->nparams * sizeof(float));
+    m->grads = mmt_aligned(m->nparams * sizeof(float));
+    memset(m->params, 0, m->nparams * sizeof(float));
+    memset(m->grads, 0, m->nparams * sizeof(float));
+    init_params(m);
+    m->pe = mmt_malloc((size_t)cfg->max_positions * cfg->D * sizeof *m->pe);
+    positions_init(m->pe, cfg->max_positions, cfg->D);
+    return m;
+}
+
+void model_free(mmt_model *m) {
+    if (!m) return;
+    free(m->tensors);
+    free(m->params);
+    free(m->grads);
+    free(m->enc);
+    free(m->dec);
+    free(m->ea);
+    free(m->da);
+    free(m->pe);
+    free(m->arena);
+    free(m->src_pad);
+    free(m->tgt_pad);
+    free(m);
+}
+
+const model_config *model_cfg(const mmt_model *m) { return &m->cfg; }
+
+void model_set_penal(mmt_model *m, float tau, unsigned mask, int before_dropout) {
+    m->cfg.tau = tau;
+    m->cfg.penal_mask = mask;
+    m->cfg.penal_before_dropout = before_dropout;
+}
+
+int model_num_tensors(const mmt_model *m) { return m->ntensors; }
+const param_tensor *model_tensor(const mmt_model *m, int i) { return &m->tensors[i]; }
+size_t model_num_params(const mmt_model *m) { return m->nparams; }
+float *model_params(mmt_model *m) { return m->params; }
+float *model_grads(mmt_model *m) { return m->grads; }
+void model_zero_grads(mmt_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
+
+const param_tensor *model_find_tensor(const mmt_model *m, const char *name) {
+    for (int i = 0; i < m->ntensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
+    return NULL;
+}
+
+/* ======================================================= activation arena */
+
+/* Bump allocator over the arena; with base NULL it only counts. */
+typedef struct {
+    float *base;
+    size_t used;
+} bump;
+
+static float *take(bump *b, size_t n) {
+    float *p = b->base ? b->base + b->used : NULL;
+    b->used += (n + 15) / 16 * 16;
+    return p;
+}
+
+static void layout_sub(bump *b, sub_acts *s, const model_config *c, size_t N, int drop) {
+    size_t ND = N * c->D;
+    s->h = c->pre_norm ? take(b, ND) : NULL;
+    s->mean = take(b, N);
+    s->rstd = take(b, N);
+    s->r = c->pre_norm ? NULL : take(b, ND);
+    s->a = take(b, ND);
+    s->z = drop ? take(b, ND) : s->a;
+    s->y = take(b, ND);
+}
+
+/* Assign every activation for a batch of shape (B, S, T); returns floats used. */
+static size_t layout(mmt_model *m, float *base, int B, int S, int T) {
+    const model_config *c = &m->cfg;
+    const size_t D = c->D, F = c->F, H = c->H, V = c->V;
+    const size_t Ns = (size_t)B * S, Nt = (size_t)B * T, N = Ns > Nt ? Ns : Nt;
+    const int drop = c->dropout > 0.0f, act_drop = c->act_dropout > 0.0f;
+    bump b = {base, 0};
+
+    m->src_emb = take(&b, Ns * D);
+    for (int l = 0; l < c->enc_layers; l++) {
+        enc_acts *e = &m->ea[l];
+        layout_sub(&b, &e->sa, c, Ns, drop);
+        e->qkv = take(&b, Ns * 3 * D);
+        e->probs = take(&b, (size_t)B * H * S * S);
+        e->ctx = take(&b, Ns * D);
+        layout_sub(&b, &e->ff, c, Ns, drop);
+        e->hid = take(&b, Ns * F);
+        e->hid_d = act_drop ? take(&b, Ns * F) : e->hid;
+    }
+    if (c->pre_norm) layout_sub(&b, &m->enc_fin, c, Ns, 0);
+    m->tgt_emb = take(&b, Nt * D);
+    for (int l = 0; l < c->dec_layers; l++) {
+        dec_acts *d = &m->da[l];
+        layout_sub(&b, &d->sa, c, Nt, drop);
+        d->qkv = take(&b, Nt * 3 * D);
+        d->sa_probs = take(&b, (size_t)B * H * T * T);
+        d->sa_ctx = take(&b, Nt * D);
+        layout_sub(&b, &d->ca, c, Nt, drop);
+        d->q = take(&b, Nt * D);
+        d->kv = take(&b, Ns * 2 * D);
+        d->ca_probs = take(&b, (size_t)B * H * T * S);
+        d->ca_ctx = take(&b, Nt * D);
+        layout_sub(&b, &d->ff, c, Nt, drop);
+        d->hid = take(&b, Nt * F);
+        d->hid_d = act_drop ? take(&b, Nt * F) : d->hid;
+    }
+    if (c->pre_norm) layout_sub(&b, &m->dec_fin, c, Nt, 0);
+    m->logits = take(&b, Nt * V);
+    m->lse = take(&b, Nt);
+    m->dlogits = take(&b, Nt * V);
+
+    /* backward scratch, sized for the longer side */
+    m->g0 = take(&b, N * D);
+    m->g1 = take(&b, N * D);
+    m->dr = take(&b, N * D);
+    m->dz = take(&b, N * D);
+    m->dA = take(&b, N * D);
+    m->dh = take(&b, N * D);
+    m->dctx = take(&b, N * D);
+    m->dqkv = take(&b, N * 3 * D);
+    m->dhid = take(&b, N * F);
+    m->dhid2 = take(&b, N * F);
+    m->denc = take(&b, Ns * D);
+    m->dkv = take(&b, Ns * 2 * D);
+    return b.used;
+}
+
+/* Make the arena fit (B, S, T) and mark padded positions. */
+static void prepare(mmt_model *m, const mmt_batch *bt) {
+    MMT_ASSERT(bt->S <= m->cfg.max_positions && bt->T <= m->cfg.max_positions);
+    size_t need = layout(m, NULL, bt->B, bt->S, bt->T);
+    if (need > m->arena_cap) {
+        free(m->arena);
+        m->arena = mmt_aligned(need * sizeof(float));
+        m->arena_cap = need;
+    }
+    layout(m, m->arena, bt->B, bt->S, bt->T);
+    m->B = bt->B;
+    m->S = bt->S;
+    m->T = bt->T;
+
+    size_t npad = (size_t)bt->B * (bt->S + bt->T);
+    if (npad > m->pad_cap) {
+        m->src_pad = mmt_realloc(m->src_pad, npad);
+        m->tgt_pad = mmt_realloc(m->tgt_pad, npad);
+        m->pad_cap = npad;
+    }
+    for (int i = 0; i < bt->B * bt->S; i++) m->src_pad[i] = bt->src[i] == m->cfg.pad_id;
+    for (int i = 0; i < bt->B * bt->T; i++) m->tgt_pad[i] = bt->tgt_in[i] == m->cfg.pad_id;
+}
+
+size_t model_arena_bytes(const mmt_model *m) { return m->arena_cap * sizeof(float); }
+const float *model_logits(const mmt_model *m) { return m->logits; }
+
+/* ========================================================= sublayer glue */
+
+/* Dropout seed of a site: kind 0 encoder, 1 decoder, 2 embeddings. */
+static uint64_t seed_of(const mmt_model *m, int kind, int layer, int site) {
+    return dropout_seed(m->cfg.seed, m->step, ((uint64_t)kind << 32) | ((uint64_t)layer << 8) | site);
+}
+
+static float drop_p(const mmt_model *m, float p) { return m->train ? p : 0.0f; }
+
+/* Branch input: LN(x) for pre-norm, x itself for post-norm. */
+static const float *sub_in(mmt_model *m, sub_acts *s, const float *x, size_t g, size_t b, int N) {
+    if (!m->cfg.pre_norm) return x;
+    layernorm_forward(s->h, s->mean, s->rstd, x, m->params + g, m->params + b, N, m->cfg.D);
+    return s->h;
+}
+
+/* From the branch output s->a: z = dropout(a), then the residual (and norm). */
+static void sub_out(mmt_model *m, sub_acts *s, const float *x, size_t g, size_t b, int N,
+                    uint64_t seed) {
+    long n = (long)N * m->cfg.D;
+    if (s->z != s->a) dropout_forward(s->z, s->a, n, drop_p(m, m->cfg.dropout), seed);
+    if (m->cfg.pre_norm) {
+        residual_forward(s->y, x, s->z, n);
+    } else {
+        residual_forward(s->r, x, s->z, n);
+        layernorm_forward(s->y, s->mean, s->rstd, s->r, m->params + g, m->params + b, N,
+                          m->cfg.D);
+    }
+}
+
+/* da += c * a on rows that are not padding (the penal term taken before dropout). */
+static void penal_add(float *da, const float *a, float c, const uint8_t *pad, int N, int D) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        if (pad[r]) continue;
+        for (int i = 0; i < D; i++) da[(size_t)r * D + i] += c * a[(size_t)r * D + i];
+    }
+}
+
+/* Backward of sub_out: from dy (gradient of s->y) to dx (+=, the skip path)
+ * and m->dA (=, gradient of the branch output a). With pre-norm the branch
+ * input's gradient must still go through sub_in_backward. */
+static void sub_out_backward(mmt_model *m, sub_acts *s, float *dx, const float *dy, size_t g,
+                             size_t b, int N, uint64_t seed, int penal, const uint8_t *pad) {
+    const int D = m->cfg.D;
+    const long n = (long)N * D;
+    const float p = drop_p(m, m->cfg.dropout);
+    float c = penal ? m->cfg.tau * m->grad_scale : 0.0f;
+    const float *dsum = dy; /* gradient reaching x + z */
+    if (!m->cfg.pre_norm) {
+        memset(m->dr, 0, n * sizeof(float));
+        layernorm_backward(m->dr, m->grads + g, m->grads + b, dy, s->mean, s->rstd, s->r,
+                           m->params + g, N, D);
+        dsum = m->dr;
+    }
+    /* penal connection: the branch gets dsum + c z (or + c a before dropout) */
+    int before = m->cfg.penal_before_dropout && s->z != s->a;
+    memset(m->dz, 0, n * sizeof(float));
+    residual_backward(dx, m->dz, dsum, s->z, before ? 0.0f : c, pad, N, D);
+    memset(m->dA, 0, n * sizeof(float));
+    if (s->z != s->a)
+        dropout_backward(m->dA, m->dz, n, p, seed);
+    else
+        memcpy(m->dA, m->dz, n * sizeof(float));
+    if (before && c != 0.0f) penal_add(m->dA, s->a, c, pad, N, D);
+}
+
+/* Backward of sub_in: dbranch_in is the gradient of the branch input; adds to dx. */
+static void sub_in_backward(mmt_model *m, sub_acts *s, float *dx, const float *dbranch,
+                            const float *x, size_t g, size_t b, int N) {
+    if (!m->cfg.pre_norm) return; /* the branch read x directly: already in dx */
+    layernorm_backward(dx, m->grads + g, m->grads + b, dbranch, s->mean, s->rstd, x,
+                       m->params + g, N, m->cfg.D);
+}
+
+/* ========================================================== the sublayers */
+
+static attn_dims dims_of(const mmt_model *m, int Tq, int Tk, int ldq, int ldkv, int causal,
+                         uint64_t seed) {
+    attn_dims a = {m->B, Tq, Tk, m->cfg.H, m->cfg.D / m->cfg.H, ldq, ldkv, ldkv, causal,
+                   drop_p(m, m->cfg.attn_dropout), seed};
+    return a;
+}
+
+/* Offsets of a self-attention sublayer's tensors. */
+typedef struct { size_t qkv_w, qkv_b, out_w, out_b, g, b; } self_off;
+/* Offsets of a feed-forward sublayer's tensors. */
+typedef struct { size_t fc1_w, fc1_b, fc2_w, fc2_b, g, b; } ffn_off;
+
+/* Self-attention sublayer: y from x (N = B*Tq rows), keys masked by pad. */
+static void self_attn_forward(mmt_model *m, sub_acts *s, float *qkv, float *probs, float *ctx,
+                              const float *x, const self_off *w, int T, int causal,
+                              const uint8_t *pad, uint64_t seed) {
+    const int D = m->cfg.D, N = m->B * T;
+    const float *P = m->params;
+    const float *h = sub_in(m, s, x, w->g, w->b, N);
+    linear_forward(qkv, 3 * D, h, D, P + w->qkv_w, P + w->qkv_b, N, D, 3 * D);
+    attn_dims ad = dims_of(m, T, T, 3 * D, 3 * D, causal, seed + 1);
+    attention_forward(ctx, probs, qkv, qkv + D, qkv + 2 * D, pad, &ad);
+    linear_forward(s->a, D, ctx, D, P + w->out_w, P + w->out_b, N, D, D);
+    sub_out(m, s, x, w->g, w->b, N, seed);
+}
+
+static void self_attn_backward(mmt_model *m, sub_acts *s, const float *qkv, const float *probs,
+                               const float *ctx, float *dx, const float *dy, const float *x,
+                               const self_off *w, int T, int causal, const uint8_t *pad,
+                               uint64_t seed, int penal) {
+    const int D = m->cfg.D, N = m->B * T;
+    const float *P = m->params;
+    float *G = m->grads;
+    sub_out_backward(m, s, dx, dy, w->g, w->b, N, seed, penal, pad);
+
+    /* out projection, attention, then the fused q, k, v projection */
+    memset(m->dctx, 0, (size_t)N * D * sizeof(float));
+    linear_backward(m->dctx, D, G + w->out_w, G + w->out_b, m->dA, D, ctx, D, P + w->out_w, N,
+                    D, D);
+    memset(m->dqkv, 0, (size_t)N * 3 * D * sizeof(float));
+    attn_dims ad = dims_of(m, T, T, 3 * D, 3 * D, causal, seed + 1);
+    attention_backward(m->dqkv, m->dqkv + D, m->dqkv + 2 * D, m->dctx, probs, qkv, qkv + D,
+                       qkv + 2 * D, pad, &ad);
+    float *din = m->cfg.pre_norm ? m->dh : dx;
+    if (m->cfg.pre_norm) memset(m->dh, 0, (size_t)N * D * sizeof(float));
+    linear_backward(din, D, G + w->qkv_w, G + w->qkv_b, m->dqkv, 3 * D,
+                    m->cfg.pre_norm ? s->h : x, D, P + w->qkv_w, N, D, 3 * D);
+    sub_in_backward(m, s, dx, m->dh, x, w->g, w->b, N);
+}
+
+/* Feed-forward sublayer: fc2(dropout(relu(fc1(x)))). */
+static void ffn_forward(mmt_model *m, sub_acts *s, float *hid, float *hid_d, const float *x,
+                        const ffn_off *w, int N, uint64_t seed) {
+    const int D = m->cfg.D, F = m->cfg.F;
+    const float *P = m->params;
+    const float *h = sub_in(m, s, x, w->g, w->b, N);
+    linear_forward(hid, F, h, D, P + w->fc1_w, P + w->fc1_b, N, D, F);
+    relu_forward(hid, hid, (long)N * F);
+    if (hid_d != hid) dropout_forward(hid_d, hid, (long)N * F, drop_p(m, m->cfg.act_dropout), seed + 1);
+    linear_forward(s->a, D, hid_d, F, P + w->fc2_w, P + w->fc2_b, N, F, D);
+    sub_out(m, s, x, w->g, w->b, N, seed);
+}
+
+static void ffn_backward(mmt_model *m, sub_acts *s, const float *hid, const float *hid_d,
+                         float *dx, const float *dy, const float *x, const ffn_off *w, int N,
+                         uint64_t seed, int penal, const uint8_t *pad) {
+    const int D = m->cfg.D, F = m->cfg.F;
+    const long nf = (long)N * F;
+    const float *P = m->params;
+    float *G = m->grads;
+    sub_out_backward(m, s, dx, dy, w->g, w->b, N, seed, penal, pad);
+
+    /* fc2, activation dropout, relu, fc1 */
+    memset(m->dhid, 0, nf * sizeof(float));
+    linear_backward(m->dhid, F, G + w->fc2_w, G + w->fc2_b, m->dA, D, hid_d, F, P + w->fc2_w,
+                    N, F, D);
+    float *dact = m->dhid;
+    if (hid_d != hid) {
+        memset(m->dhid2, 0, nf * sizeof(float));
+        dropout_backward(m->dhid2, m->dhid, nf, drop_p(m, m->cfg.act_dropout), seed + 1);
+        dact = m->dhid2;
+    }
+    float *dpre = dact == m->dhid ? m->dhid2 : m->dhid;
+    memset(dpre, 0, nf * sizeof(float));
+    relu_backward(dpre, dact, hid, nf);
+    float *din = m->cfg.pre_norm ? m->dh : dx;
+    if (m->cfg.pre_norm) memset(m->dh, 0, (size_t)N * D * sizeof(float));
+    linear_backward(din, D, G + w->fc1_w, G + w->fc1_b, dpre, F, m->cfg.pre_norm ? s->h : x, D,
+                    P + w->fc1_w, N, D, F);
+    sub_in_backward(m, s, dx, m->dh, x, w->g, w->b, N);
+}
+
+/* Cross-attention sublayer: queries from x (B*T rows), keys and values
+ * from the encoder output (B*S rows). */
+static void cross_attn_forward(mmt_model *m, dec_acts *A, const float *x, const float *enc,
+                               const dec_off *w, uint64_t seed) {
+    const int D = m->cfg.D, Nt = m->B * m->T, Ns = m->B * m->S;
+    const float *P = m->params;
+    const float *h = sub_in(m, &A->ca, x, w->n2_g, w->n2_b, Nt);
+    linear_forward(A->q, D, h, D, P + w->q_w, P + w->q_b, Nt, D, D);
+    linear_forward(A->kv, 2 * D, enc, D, P + w->kv_w, P + w->kv_b, Ns, D, 2 * D);
+    attn_dims ad = dims_of(m, m->T, m->S, D, 2 * D, 0, seed + 1);
+    attention_forward(A->ca_ctx, A->ca_probs, A->q, A->kv, A->kv + D, m->src_pad, &ad);
+    linear_forward(A->ca.a, D, A->ca_ctx, D, P + w->cout_w, P + w->cout_b, Nt, D, D);
+    sub_out(m, &A->ca, x, w->n2_g, w->n2_b, Nt, seed);
+}
+
+/* Adds the encoder output's gradient into m->denc. */
+static void cross_attn_backward(mmt_model *m, dec_acts *A, float *dx, const float *dy,
+                                const float *x, const float *enc, const dec_off *w,
+                                uint64_t seed, int penal) {
+    const int D = m->cfg.D, Nt = m->B * m->T, Ns = m->B * m->S;
+    const float *P = m->params;
+    float *G = m->grads;
+    sub_out_backward(m, &A->ca, dx, dy, w->n2_g, w->n2_b, Nt, seed, penal, m->tgt_pad);
+
+    /* out projection, attention, then the q and the fused k, v projections */
+    memset(m->dctx, 0, (size_t)Nt * D * sizeof(float));
+    linear_backward(m->dctx, D, G + w->cout_w, G + w->cout_b, m->dA, D, A->ca_ctx, D,
+                    P + w->cout_w, Nt, D, D);
+    float *dq = m->dqkv;
+    memset(dq, 0, (size_t)Nt * D * sizeof(float));
+    memset(m->dkv, 0, (size_t)Ns * 2 * D * sizeof(float));
+    attn_dims ad = dims_of(m, m->T, m->S, D, 2 * D, 0, seed + 1);
+    attention_backward(dq, m->dkv, m->dkv + D, m->dctx, A->ca_probs, A->q, A->kv, A->kv + D,
+                       m->src_pad, &ad);
+    linear_backward(m->denc, D, G + w->kv_w, G + w->kv_b, m->dkv, 2 * D, enc, D, P + w->kv_w,
+                    Ns, D, 2 * D);
+    float *din = m->cfg.pre_norm ? m->dh : dx;
+    if (m->cfg.pre_norm) memset(m->dh, 0, (size_t)Nt * D * sizeof(float));
+    linear_backward(din, D, G + w->q_w, G + w->q_b, dq, D, m->cfg.pre_norm ? A->ca.h : x, D,
+                    P + w->q_w, Nt, D, D);
+    sub_in_backward(m, &A->ca, dx, m->dh, x, w->n2_g, w->n2_b, Nt);
+}
+
+static self_off enc_self(const enc_off *w) {
+    return (self_off){w->qkv_w, w->qkv_b, w->out_w, w->out_b, w->n1_g, w->n1_b};
+}
+static ffn_off enc_ffn(const enc_off *w) {
+    return (ffn_off){w->fc1_w, w->fc1_b, w->fc2_w, w->fc2_b, w->n2_g, w->n2_b};
+}
+static self_off dec_self(const dec_off *w) {
+    return (self_off){w->qkv_w, w->qkv_b, w->out_w, w->out_b, w->n1_g, w->n1_b};
+}
+static ffn_off dec_ffn(const dec_off *w) {
+    return (ffn_off){w->fc1_w, w->fc1_b, w->fc2_w, w->fc2_b, w->n3_g, w->n3_b};
+}
+
+/* Sublayer sites for dropout seeds (each uses site and site + 1). */
+enum { SITE_SELF = 0, SITE_CROSS = 2, SITE_FFN = 4 };
+
+/* =========================================================== the model */
+
+xent_result model_forward(mmt_model *m, const mmt_batch *bt, int train, uint64_t step) {
+    const model_config *c = &m->cfg;
+    m->train = train;
+    m->step = step;
+    prepare(m, bt);
+    const int B = bt->B, S = bt->S, T = bt->T, D = c->D, Ns = B * S, Nt = B * T;
+    const float *E = m->params + m->embed;
+
+    /* encoder: embeddings, layers, final norm (pre-norm) */
+    embedding_forward(m->src_emb, bt->src, E, m->pe, B, S, D);
+    dropout_forward(m->src_emb, m->src_emb, (long)Ns * D, drop_p(m, c->dropout), seed_of(m, 2, 0, 0));
+    const float *x = m->src_emb;
+    for (int l = 0; l < c->enc_layers; l++) {
+        enc_acts *A = &m->ea[l];
+        self_off so = enc_self(&m->enc[l]);
+        ffn_off fo = enc_ffn(&m->enc[l]);
+        self_attn_forward(m, &A->sa, A->qkv, A->probs, A->ctx, x, &so, S, 0, m->src_pad,
+                          seed_of(m, 0, l, SITE_SELF));
+        ffn_forward(m, &A->ff, A->hid, A->hid_d, A->sa.y, &fo, Ns, seed_of(m, 0, l, SITE_FFN));
+        x = A->ff.y;
+    }
+    if (c->pre_norm) {
+        layernorm_forward(m->enc_fin.h, m->enc_fin.mean, m->enc_fin.rstd, x,
+                          m->params + m->enc_norm_g, m->params + m->enc_norm_b, Ns, D);
+        x = m->enc_fin.h;
+    }
+    m->enc_out = (float *)x;
+
+    /* decoder: embeddings, layers, final norm (pre-norm) */
+    embedding_forward(m->tgt_emb, bt->tgt_in, E, m->pe, B, T, D);
+    dropout_forward(m->tgt_emb, m->tgt_emb, (long)Nt * D, drop_p(m, c->dropout), seed_of(m, 2, 0, 1));
+    const float *y = m->tgt_emb;
+    for (int l = 0; l < c->dec_layers; l++) {
+        dec_acts *A = &m->da[l];
+        self_off so = dec_self(&m->dec[l]);
+        ffn_off fo = dec_ffn(&m->dec[l]);
+        self_attn_forward(m, &A->sa, A->qkv, A->sa_probs, A->sa_ctx, y, &so, T, 1, m->tgt_pad,
+                          seed_of(m, 1, l, SITE_SELF));
+        cross_attn_forward(m, A, A->sa.y, m->enc_out, &m->dec[l], seed_of(m, 1, l, SITE_CROSS));
+        ffn_forward(m, &A->ff, A->hid, A->hid_d, A->ca.y, &fo, Nt, seed_of(m, 1, l, SITE_FFN));
+        y = A->ff.y;
+    }
+    if (c->pre_norm) {
+        layernorm_forward(m->dec_fin.h, m->dec_fin.mean, m->dec_fin.rstd, y,
+                          m->params + m->dec_norm_g, m->params + m->dec_norm_b, Nt, D);
+        y = m->dec_fin.h;
+    }
+    m->dec_out = (float *)y;
+
+    /* output projection (tied to the embeddings) and the loss */
+    linear_forward(m->logits, c->V, m->dec_out, D, E, NULL, Nt, D, c->V);
+    return xent_forward(m->lse, m->logits, bt->tgt_out, c->pad_id, c->label_smoothing, Nt,
+                        c->V);
+}
+
+/* Swap the two gradient buffers and zero the new output. */
+static void flip(float **dy, float **dx, size_t n) {
+    float *t = *dy;
+    *dy = *dx;
+    *dx = t;
+    memset(*dx, 0, n * sizeof(float));
+}
+
+void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
+    const model_config *c = &m->cfg;
+    const int B = m->B, S = m->S, T = m->T, D = c->D, Ns = B * S, Nt = B * T;
+    const float *P = m->params;
+    float *G = m->grads;
+    m->grad_scale = grad_scale;
+    float *dy = m->g0, *dx = m->g1;
+
+    /* loss and output projection */
+    xent_backward(m->dlogits, m->lse, m->logits, bt->tgt_out, c->pad_id, c->label_smoothing,
+                  grad_scale, Nt, c->V);
+    memset(dy, 0, (size_t)Nt * D * sizeof(float));
+    linear_backward(dy, D, G + m->embed, NULL, m->dlogits, c->V, m->dec_out, D, P + m->embed,
+                    Nt, D, c->V);
+    const float *ylast = c->dec_layers ? m->da[c->dec_layers - 1].ff.y : m->tgt_emb;
+    if (c->pre_norm) {
+        memset(dx, 0, (size_t)Nt * D * sizeof(float));
+        layernorm_backward(dx, G + m->dec_norm_g, G + m->dec_norm_b, dy, m->dec_fin.mean,
+                           m->dec_fin.rstd, ylast, P + m->dec_norm_g, Nt, D);
+        flip(&dy, &dx, 0);
+    }
+
+    /* decoder layers, last to first; each sublayer maps dy to dx */
+    memset(m->denc, 0, (size_t)Ns * D * sizeof(float));
+    for (int l = c->dec_layers - 1; l >= 0; l--) {
+        dec_acts *A = &m->da[l];
+        const float *x = l ? m->da[l - 1].ff.y : m->tgt_emb;
+        self_off so = dec_self(&m->dec[l]);
+        ffn_off fo = dec_ffn(&m->dec[l]);
+        memset(dx, 0, (size_t)Nt * D * sizeof(float));
+        ffn_backward(m, &A->ff, A->hid, A->hid_d, dx, dy, A->ca.y, &fo, Nt,
+                     seed_of(m, 1, l, SITE_FFN), c->penal_mask & PENAL_DEC_FFN, m->tgt_pad);
+        flip(&dy, &dx, (size_t)Nt * D);
+        cross_attn_backward(m, A, dx, dy, A->sa.y, m->enc_out, &m->dec[l],
+                            seed_of(m, 1, l, SITE_CROSS), c->penal_mask & PENAL_DEC_CROSS);
+        flip(&dy, &dx, (size_t)Nt * D);
+        self_attn_backward(m, &A->sa, A->qkv, A->sa_probs, A->sa_ctx, dx, dy, x, &so, T, 1,
+                           m->tgt_pad, seed_of(m, 1, l, SITE_SELF), c->penal_mask & PENAL_DEC_SELF);
+        flip(&dy, &dx, (size_t)Nt * D);
+    }
+    /* target embeddings: through their dropout */
+    memset(dx, 0, (size_t)Nt * D * sizeof(float));
+    dropout_backward(dx, dy, (long)Nt * D, drop_p(m, c->dropout), seed_of(m, 2, 0, 1));
+    embedding_backward(G + m->embed, dx, bt->tgt_in, c->pad_id, B, T, D);
+
+    /* encoder: final norm (pre-norm), then layers, last to first */
+    const float *xlast = c->enc_layers ? m->ea[c->enc_layers - 1].ff.y : m->src_emb;
+    if (c->pre_norm) {
+        memset(dy, 0, (size_t)Ns * D * sizeof(float));
+        layernorm_backward(dy, G + m->enc_norm_g, G + m->enc_norm_b, m->denc, m->enc_fin.mean,
+                           m->enc_fin.rstd, xlast, P + m->enc_norm_g, Ns, D);
+    } else {
+        memcpy(dy, m->denc, (size_t)Ns * D * sizeof(float));
+    }
+    for (int l = c->enc_layers - 1; l >= 0; l--) {
+        enc_acts *A = &m->ea[l];
+        const float *x = l ? m->ea[l - 1].ff.y : m->src_emb;
+        self_off so = enc_self(&m->enc[l]);
+        ffn_off fo = enc_ffn(&m->enc[l]);
+        memset(dx, 0, (size_t)Ns * D * sizeof(float));
+        ffn_backward(m, &A->ff, A->hid, A->hid_d, dx, dy, A->sa.y, &fo, Ns,
+                     seed_of(m, 0, l, SITE_FFN), c->penal_mask & PENAL_ENC_FFN, m->src_pad);
+        flip(&dy, &dx, (size_t)Ns * D);
+        self_attn_backward(m, &A->sa, A->qkv, A->probs, A->ctx, dx, dy, x, &so, S, 0,
+                           m->src_pad, seed_of(m, 0, l, SITE_SELF), c->penal_mask & PENAL_ENC_SELF);
+        flip(&dy, &dx, (size_t)Ns * D);
+    }
+    /* source embeddings */
+    memset(dx, 0, (size_t)Ns * D * sizeof(float));
+    dropout_backward(dx, dy, (long)Ns * D, drop_p(m, c->dropout), seed_of(m, 2, 0, 0));
+    embedding_backward(G + m->embed, dx, bt->src, c->pad_id, B, S, D);
+}
+
+/* ============================================================ diagnostics */
+
+static double sumsq_rows(const float *z, const uint8_t *pad, int N, int D) {
+    double s = 0.0;
+    for (int r = 0; r < N; r++) {
+        if (pad[r]) continue;
+        for (int i = 0; i < D; i++) s += (double)z[(size_t)r * D + i] * z[(size_t)r * D + i];
+    }
+    return s;
+}
+
+static double sub_sumsq(const mmt_model *m, const sub_acts *s, const uint8_t *pad, int N) {
+    const float *z = m->cfg.penal_before_dropout ? s->a : s->z;
+    return sumsq_rows(z, pad, N, m->cfg.D);
+}
+
+double model_penal_sumsq(const mmt_model *m) {
+    const unsigned k = m->cfg.penal_mask;
+    const int Ns = m->B * m->S, Nt = m->B * m->T;
+    double s = 0.0;
+    for (int l = 0; l < m->cfg.enc_layers; l++) {
+        if (k & PENAL_ENC_SELF) s += sub_sumsq(m, &m->ea[l].sa, m->src_pad, Ns);
+        if (k & PENAL_ENC_FFN) s += sub_sumsq(m, &m->ea[l].ff, m->src_pad, Ns);
+    }
+    for (int l = 0; l < m->cfg.dec_layers; l++) {
+        if (k & PENAL_DEC_SELF) s += sub_sumsq(m, &m->da[l].sa, m->tgt_pad, Nt);
+        if (k & PENAL_DEC_CROSS) s += sub_sumsq(m, &m->da[l].ca, m->tgt_pad, Nt);
+        if (k & PENAL_DEC_FFN) s += sub_sumsq(m, &m->da[l].ff, m->tgt_pad, Nt);
+    }
+    return s;
+}
+
+double model_step_flops(const mmt_model *m, const mmt_batch *b) {
+    const double D = m->cfg.D, F = m->cfg.F, V = m->cfg.V;
+    const double Ns = (double)b->B * b->S, Nt = (double)b->B * b->T;
+    /* forward multiply-adds; backward does twice as many */
+    double enc = Ns * (4 * D * D + 2 * D * F) + 2 * Ns * b->S * D;
+    double dec = Nt * (6 * D * D + 2 * D * F) + Ns * 2 * D * D + 2 * Nt * b->T * D +
+                 2 * Nt * b->S * D;
+    double fwd = m->cfg.enc_layers * enc + m->cfg.dec_layers * dec + Nt * D * V;
+    return 2.0 * 3.0 * fwd;
+}

@@ -9,6 +9,9 @@
 
 #include "common.h"
 
+int kernels_timing;
+double kernels_gemm_seconds;
+
 /* ================================================================ dropout */
 
 uint64_t dropout_seed(uint64_t base, uint64_t step, uint64_t slot) {
@@ -138,23 +141,27 @@ void layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
 
 void linear_forward(float *out, int ld_out, const float *inp, int ld_inp,
                     const float *w, const float *b, int N, int K, int M) {
+    double t0 = kernels_timing ? mmt_now() : 0.0;
     if (b) {
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < N; r++) memcpy(out + (size_t)r * ld_out, b, (size_t)M * sizeof *b);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, K, 1.0f, inp, ld_inp, w, K,
                 b ? 1.0f : 0.0f, out, ld_out);
+    if (kernels_timing) kernels_gemm_seconds += mmt_now() - t0;
 }
 
 void linear_backward(float *dinp, int ld_dinp, float *dw, float *db, const float *dout,
                      int ld_dout, const float *inp, int ld_inp, const float *w,
                      int N, int K, int M) {
+    double t0 = kernels_timing ? mmt_now() : 0.0;
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, M, 1.0f, dout, ld_dout,
                     w, K, 1.0f, dinp, ld_dinp);
     if (dw)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, K, N, 1.0f, dout, ld_dout,
                     inp, ld_inp, 1.0f, dw, K);
+    if (kernels_timing) kernels_gemm_seconds += mmt_now() - t0;
     if (db) {
         /* column sums: each thread owns a slice of the columns */
 #pragma omp parallel for schedule(static)

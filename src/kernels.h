@@ -129,6 +129,13 @@ xent_result xent_forward(float *lse, const float *logits, const int *targets, in
 void xent_backward(float *dlogits, const float *lse, const float *logits,
                    const int *targets, int pad, float eps, float scale, int N, int V);
 
+/* ------------------------------------------------------- instrumentation */
+
+/* When kernels_timing is set, linear_forward/backward add the seconds spent
+ * in sgemm to kernels_gemm_seconds (benchmarks split a step this way). */
+extern int kernels_timing;
+extern double kernels_gemm_seconds;
+
 /* ------------------------------------------------------------- helpers */
 
 /* Vectorisable exp for float, relative error below 2e-7 on [-87, 88]. */

@@ -9,87 +9,13 @@
  * c = tau * grad_scale, on non-pad rows), dy' being the gradient reaching
  * the residual sum.
  */
-#include "model.h"
+#include "model_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
-
-/* Offsets (in floats) of one layer's tensors: the same offsets index the
- * parameters and the gradients. */
-typedef struct {
-    size_t qkv_w, qkv_b, out_w, out_b; /* self-attention: (3D, D) (3D) (D, D) (D) */
-    size_t n1_g, n1_b;                 /* its norm (D) */
-    size_t fc1_w, fc1_b, fc2_w, fc2_b; /* FFN: (F, D) (F) (D, F) (D) */
-    size_t n2_g, n2_b;                 /* its norm (D) */
-} enc_off;
-
-typedef struct {
-    size_t qkv_w, qkv_b, out_w, out_b, n1_g, n1_b;        /* self-attention */
-    size_t q_w, q_b, kv_w, kv_b, cout_w, cout_b;          /* cross-attention */
-    size_t n2_g, n2_b;                                    /* its norm */
-    size_t fc1_w, fc1_b, fc2_w, fc2_b, n3_g, n3_b;        /* FFN and its norm */
-} dec_off;
-
-/* What one residual sublayer keeps for backward. */
-typedef struct {
-    float *h;          /* (N, D) pre-norm: LN(x), the branch input; post-norm: NULL */
-    float *mean, *rstd;/* (N) statistics of its layer norm */
-    float *r;          /* (N, D) post-norm: x + z, the norm's input */
-    float *a;          /* (N, D) branch output before dropout */
-    float *z;          /* (N, D) branch output after dropout (== a without dropout) */
-    float *y;          /* (N, D) sublayer output */
-} sub_acts;
-
-typedef struct {
-    sub_acts sa, ff;
-    float *qkv;        /* (N, 3D) */
-    float *probs;      /* (B, H, S, S) */
-    float *ctx;        /* (N, D) */
-    float *hid;        /* (N, F) relu output */
-    float *hid_d;      /* (N, F) after activation dropout (== hid without) */
-} enc_acts;
-
-typedef struct {
-    sub_acts sa, ca, ff;
-    float *qkv, *sa_probs, *sa_ctx;    /* (Nt, 3D) (B, H, T, T) (Nt, D) */
-    float *q, *kv, *ca_probs, *ca_ctx; /* (Nt, D) (Ns, 2D) (B, H, T, S) (Nt, D) */
-    float *hid, *hid_d;                /* (Nt, F) */
-} dec_acts;
-
-struct mmt_model {
-    model_config cfg;
-    int ntensors, cap_tensors;
-    param_tensor *tensors;
-    size_t nparams;
-    float *params, *grads;
-    size_t embed;           /* (V, D) offset */
-    enc_off *enc;           /* (L_enc) */
-    dec_off *dec;           /* (L_dec) */
-    size_t enc_norm_g, enc_norm_b, dec_norm_g, dec_norm_b; /* pre-norm only */
-    float *pe;              /* (max_positions, D) */
-
-    /* activation arena, laid out for the current batch shape */
-    float *arena;
-    size_t arena_cap;       /* floats */
-    int B, S, T;            /* shape of the last forward */
-    uint64_t step;          /* step of the last forward (dropout seeds) */
-    int train;
-    float grad_scale;       /* of the running backward */
-    uint8_t *src_pad, *tgt_pad; /* (B, S) (B, T): 1 where the id is pad */
-    size_t pad_cap;
-    float *src_emb, *tgt_emb;   /* (Ns, D) (Nt, D) after dropout */
-    enc_acts *ea;
-    dec_acts *da;
-    float *enc_out;             /* (Ns, D) encoder output */
-    sub_acts enc_fin, dec_fin;  /* pre-norm final norms (h, mean, rstd used) */
-    float *dec_out;             /* (Nt, D) */
-    float *logits, *lse, *dlogits; /* (Nt, V) (Nt) (Nt, V) */
-    /* backward scratch */
-    float *g0, *g1, *dr, *dz, *dA, *dh, *dctx, *dqkv, *dhid, *dhid2, *denc, *dkv;
-};
 
 /* ================================================================ config */
 
@@ -507,28 +433,29 @@ static size_t layout(mmt_model *m, float *base, int B, int S, int T) {
     return b.used;
 }
 
-/* Make the arena fit (B, S, T) and mark padded positions. */
-static void prepare(mmt_model *m, const mmt_batch *bt) {
-    MMT_ASSERT(bt->S <= m->cfg.max_positions && bt->T <= m->cfg.max_positions);
-    size_t need = layout(m, NULL, bt->B, bt->S, bt->T);
+/* Make the arena fit (B, S, T) and mark padded positions; tgt_in may be
+ * NULL when only the encoder runs. */
+static void prepare(mmt_model *m, const int *src, const int *tgt_in, int B, int S, int T) {
+    MMT_ASSERT(S <= m->cfg.max_positions && T <= m->cfg.max_positions);
+    size_t need = layout(m, NULL, B, S, T);
     if (need > m->arena_cap) {
         free(m->arena);
         m->arena = mmt_aligned(need * sizeof(float));
         m->arena_cap = need;
     }
-    layout(m, m->arena, bt->B, bt->S, bt->T);
-    m->B = bt->B;
-    m->S = bt->S;
-    m->T = bt->T;
+    layout(m, m->arena, B, S, T);
+    m->B = B;
+    m->S = S;
+    m->T = T;
 
-    size_t npad = (size_t)bt->B * (bt->S + bt->T);
+    size_t npad = (size_t)B * (S + T);
     if (npad > m->pad_cap) {
         m->src_pad = mmt_realloc(m->src_pad, npad);
         m->tgt_pad = mmt_realloc(m->tgt_pad, npad);
         m->pad_cap = npad;
     }
-    for (int i = 0; i < bt->B * bt->S; i++) m->src_pad[i] = bt->src[i] == m->cfg.pad_id;
-    for (int i = 0; i < bt->B * bt->T; i++) m->tgt_pad[i] = bt->tgt_in[i] == m->cfg.pad_id;
+    for (int i = 0; i < B * S; i++) m->src_pad[i] = src[i] == m->cfg.pad_id;
+    for (int i = 0; i < B * T; i++) m->tgt_pad[i] = tgt_in ? tgt_in[i] == m->cfg.pad_id : 0;
 }
 
 size_t model_arena_bytes(const mmt_model *m) { return m->arena_cap * sizeof(float); }
@@ -764,16 +691,11 @@ enum { SITE_SELF = 0, SITE_CROSS = 2, SITE_FFN = 4 };
 
 /* =========================================================== the model */
 
-xent_result model_forward(mmt_model *m, const mmt_batch *bt, int train, uint64_t step) {
+/* The encoder: embeddings, layers, final norm (pre-norm); sets m->enc_out. */
+static void encoder_forward(mmt_model *m, const int *src) {
     const model_config *c = &m->cfg;
-    m->train = train;
-    m->step = step;
-    prepare(m, bt);
-    const int B = bt->B, S = bt->S, T = bt->T, D = c->D, Ns = B * S, Nt = B * T;
-    const float *E = m->params + m->embed;
-
-    /* encoder: embeddings, layers, final norm (pre-norm) */
-    embedding_forward(m->src_emb, bt->src, E, m->pe, B, S, D);
+    const int B = m->B, S = m->S, D = c->D, Ns = B * S;
+    embedding_forward(m->src_emb, src, m->params + m->embed, m->pe, B, S, D);
     dropout_forward(m->src_emb, m->src_emb, (long)Ns * D, drop_p(m, c->dropout), seed_of(m, 2, 0, 0));
     const float *x = m->src_emb;
     for (int l = 0; l < c->enc_layers; l++) {
@@ -791,6 +713,24 @@ xent_result model_forward(mmt_model *m, const mmt_batch *bt, int train, uint64_t
         x = m->enc_fin.h;
     }
     m->enc_out = (float *)x;
+}
+
+const float *model_encode(mmt_model *m, const int *src, int B, int S) {
+    m->train = 0;
+    m->step = 0;
+    prepare(m, src, NULL, B, S, 1);
+    encoder_forward(m, src);
+    return m->enc_out;
+}
+
+xent_result model_forward(mmt_model *m, const mmt_batch *bt, int train, uint64_t step) {
+    const model_config *c = &m->cfg;
+    m->train = train;
+    m->step = step;
+    prepare(m, bt->src, bt->tgt_in, bt->B, bt->S, bt->T);
+    const int B = bt->B, T = bt->T, D = c->D, Nt = B * T;
+    const float *E = m->params + m->embed;
+    encoder_forward(m, bt->src);
 
     /* decoder: embeddings, layers, final norm (pre-norm) */
     embedding_forward(m->tgt_emb, bt->tgt_in, E, m->pe, B, T, D);

@@ -455,7 +455,8 @@ static void attn_check_backward(const char *name, attn_ctx *c, int self) {
     const long n_q = (long)Nq * a->ldq, n_kv = self ? 0 : (long)Nk * a->ldk;
     float *dqbuf = alloc_f(n_q), *dkvbuf = self ? dqbuf : alloc_f(n_kv);
     float *numq = alloc_f(n_q), *numkv = self ? numq : alloc_f(n_kv);
-    float *an = alloc_f((long)(Nq > Nk ? Nq : Nk) * D), *nu = alloc_f((long)(Nq > Nk ? Nq : Nk) * D);
+    const long n_rows = Nq > Nk ? Nq : Nk;
+    float *an = alloc_f(n_rows * D), *nu = alloc_f(n_rows * D);
     const double h = 1e-2, atol = 2e-4, rtol = 2e-3;
     char what[160];
 
@@ -609,7 +610,8 @@ typedef struct {
 
 static double xent_loss(void *p) {
     xent_ctx *c = p;
-    return c->scale * xent_forward(c->lse, c->logits, c->targets, c->pad, c->eps, c->N, c->V).loss;
+    xent_result res = xent_forward(c->lse, c->logits, c->targets, c->pad, c->eps, c->N, c->V);
+    return c->scale * res.loss;
 }
 
 static void test_xent_case(gc_rng *g, float eps) {

@@ -1,0 +1,381 @@
+/* decode.c - greedy and beam search over the model with cached keys and values. */
+#include "decode.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "model_impl.h"
+
+decode_opts decode_opts_default(void) {
+    return (decode_opts){5, 1.0f, 1.2f, 10, 1};
+}
+
+void decode_hyp_free(decode_hyp *h) {
+    free(h->ids);
+    h->ids = NULL;
+}
+
+/* A live hypothesis: its slot in the caches, its tokens, its score. */
+typedef struct {
+    int sent;      /* sentence index */
+    int slot;      /* row of the self-attention caches */
+    float logprob;
+    int *tokens;   /* (max_len) generated so far */
+    int *hist;     /* (max_len) hist[j]: the cache slot holding position j's keys */
+} beam_row;
+
+/* Decoding state of one batch. */
+typedef struct {
+    mmt_model *m;
+    int B, S, D, F, V, L, R, max_t; /* R: cache slots = B * beam */
+    float *ckv;      /* (L, B*S, 2D) cross-attention keys and values */
+    uint8_t *src_pad;/* (B, S) */
+    float *kc, *vc;  /* (L, R, max_t, D) self-attention caches: (slot, position) is
+                        written once, at that position's step, and read by every
+                        descendant through its hist, so beams never copy caches */
+    float *x, *h, *qkv, *ctx, *a, *hid, *logits; /* per live row */
+    float *mean, *rstd;
+} dec_state;
+
+/* ---------------------------------------------------------------- a step */
+
+/* One query row against n keys; key j is the row k + koff[j] (v likewise),
+ * or k + j * ld when koff is NULL; masked keys skipped. All heads. */
+static void attend_row(float *ctx, const float *q, const float *k, const float *v, int ld,
+                       const size_t *koff, int n, const uint8_t *pad, int H, int dh,
+                       float *scores) {
+    const float scale = 1.0f / sqrtf((float)dh);
+    for (int hh = 0; hh < H; hh++) {
+        const float *qh = q + hh * dh;
+        float mx = -INFINITY, sum = 0.0f;
+        for (int j = 0; j < n; j++) {
+            if (pad && pad[j]) continue;
+            const float *kj = k + (koff ? koff[j] : (size_t)j * ld) + hh * dh;
+            float s = 0.0f;
+            for (int i = 0; i < dh; i++) s += qh[i] * kj[i];
+            scores[j] = s * scale;
+            mx = scores[j] > mx ? scores[j] : mx;
+        }
+        for (int j = 0; j < n; j++) {
+            if (pad && pad[j]) continue;
+            scores[j] = fast_expf(scores[j] - mx);
+            sum += scores[j];
+        }
+        float *c = ctx + hh * dh;
+        memset(c, 0, (size_t)dh * sizeof *c);
+        if (sum <= 0.0f) continue;
+        for (int j = 0; j < n; j++) {
+            if (pad && pad[j]) continue;
+            const float p = scores[j] / sum;
+            const float *vj = v + (koff ? koff[j] : (size_t)j * ld) + hh * dh;
+            for (int i = 0; i < dh; i++) c[i] += p * vj[i];
+        }
+    }
+}
+
+/* x += a: the residual add after a sublayer (its norm follows in post_norm). */
+static void residual_add(dec_state *st, int n) {
+    residual_forward(st->x, st->x, st->a, (long)n * st->D);
+}
+
+/* Branch input: LN(x) for pre-norm, x for post-norm. */
+static const float *branch_in(dec_state *st, int n, size_t g, size_t b) {
+    mmt_model *m = st->m;
+    if (!m->cfg.pre_norm) return st->x;
+    layernorm_forward(st->h, st->mean, st->rstd, st->x, m->params + g, m->params + b, n, st->D);
+    return st->h;
+}
+
+static void post_norm(dec_state *st, int n, size_t g, size_t b) {
+    mmt_model *m = st->m;
+    if (m->cfg.pre_norm) return;
+    layernorm_forward(st->x, st->mean, st->rstd, st->x, m->params + g, m->params + b, n, st->D);
+}
+
+/* Advance the n live rows by one token each (tok[r] at position t) and
+ * leave log-probabilities in st->logits (n, V). */
+static void step(dec_state *st, const beam_row *rows, const int *tok, int n, int t) {
+    mmt_model *m = st->m;
+    const int D = st->D, F = st->F, V = st->V, H = m->cfg.H, dh = D / H;
+    const float *P = m->params;
+
+    /* embeddings of the last tokens */
+    embedding_forward(st->x, tok, P + m->embed, m->pe + (size_t)t * D, n, 1, D);
+
+    for (int l = 0; l < st->L; l++) {
+        const dec_off *w = &m->dec[l];
+        float *kc = st->kc + (size_t)l * st->R * st->max_t * D;
+        float *vc = st->vc + (size_t)l * st->R * st->max_t * D;
+
+        /* self-attention over the cached positions 0..t */
+        const float *h = branch_in(st, n, w->n1_g, w->n1_b);
+        linear_forward(st->qkv, 3 * D, h, D, P + w->qkv_w, P + w->qkv_b, n, D, 3 * D);
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const beam_row *br = &rows[r];
+            size_t here = ((size_t)br->slot * st->max_t + t) * D;
+            memcpy(kc + here, st->qkv + (size_t)r * 3 * D + D, D * sizeof(float));
+            memcpy(vc + here, st->qkv + (size_t)r * 3 * D + 2 * D, D * sizeof(float));
+            size_t koff[t + 1];
+            float scores[t + 1];
+            for (int j = 0; j < t; j++) koff[j] = ((size_t)br->hist[j] * st->max_t + j) * D;
+            koff[t] = here;
+            attend_row(st->ctx + (size_t)r * D, st->qkv + (size_t)r * 3 * D, kc, vc, D, koff,
+                       t + 1, NULL, H, dh, scores);
+        }
+        linear_forward(st->a, D, st->ctx, D, P + w->out_w, P + w->out_b, n, D, D);
+        residual_add(st, n);
+        post_norm(st, n, w->n1_g, w->n1_b);
+
+        /* cross-attention over the sentence's encoder output */
+        h = branch_in(st, n, w->n2_g, w->n2_b);
+        linear_forward(st->qkv, D, h, D, P + w->q_w, P + w->q_b, n, D, D);
+        const float *ckv = st->ckv + (size_t)l * st->B * st->S * 2 * D;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++) {
+            int b = rows[r].sent;
+            const float *kv = ckv + (size_t)b * st->S * 2 * D;
+            float scores[st->S];
+            attend_row(st->ctx + (size_t)r * D, st->qkv + (size_t)r * D, kv, kv + D, 2 * D,
+                       NULL, st->S, st->src_pad + (size_t)b * st->S, H, dh, scores);
+        }
+        linear_forward(st->a, D, st->ctx, D, P + w->cout_w, P + w->cout_b, n, D, D);
+        residual_add(st, n);
+        post_norm(st, n, w->n2_g, w->n2_b);
+
+        /* feed-forward */
+        h = branch_in(st, n, w->n3_g, w->n3_b);
+        linear_forward(st->hid, F, h, D, P + w->fc1_w, P + w->fc1_b, n, D, F);
+        relu_forward(st->hid, st->hid, (long)n * F);
+        linear_forward(st->a, D, st->hid, F, P + w->fc2_w, P + w->fc2_b, n, F, D);
+        residual_add(st, n);
+        post_norm(st, n, w->n3_g, w->n3_b);
+    }
+    const float *y = st->x;
+    if (m->cfg.pre_norm) {
+        layernorm_forward(st->h, st->mean, st->rstd, st->x, P + m->dec_norm_g, P + m->dec_norm_b,
+                          n, D);
+        y = st->h;
+    }
+
+    /* log-probabilities over the vocabulary; pad and bos are never produced */
+    linear_forward(st->logits, V, y, D, P + m->embed, NULL, n, D, V);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        float *z = st->logits + (size_t)r * V, mx = -INFINITY, sum = 0.0f;
+        for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+        for (int v = 0; v < V; v++) sum += fast_expf(z[v] - mx);
+        float lse = mx + logf(sum);
+        for (int v = 0; v < V; v++) z[v] -= lse;
+        z[m->cfg.pad_id] = -INFINITY;
+        z[m->cfg.bos_id] = -INFINITY;
+    }
+}
+
+/* ----------------------------------------------------------- beam search */
+
+typedef struct {
+    float score; /* sum of log-probabilities with this token */
+    int row, tok;
+} cand;
+
+/* The best `want` (row, token) extensions among a sentence's live rows
+ * [r0, r1), by summed log-probability, best first. */
+static int top_candidates(const dec_state *st, const beam_row *rows, int r0, int r1, int want,
+                          cand *out) {
+    int n = 0;
+    for (int r = r0; r < r1; r++) {
+        const float *lp = st->logits + (size_t)r * st->V;
+        for (int v = 0; v < st->V; v++) {
+            float s = rows[r].logprob + lp[v];
+            if (s == -INFINITY) continue;
+            if (n == want && s <= out[n - 1].score) continue;
+            /* insert into the sorted list (want is small: 2 * beam) */
+            int i = n < want ? n++ : n - 1;
+            while (i > 0 && out[i - 1].score < s) {
+                out[i] = out[i - 1];
+                i--;
+            }
+            out[i] = (cand){s, r, v};
+        }
+    }
+    return n;
+}
+
+typedef struct {
+    decode_hyp *done; /* (beam) finished hypotheses */
+    int ndone;
+    int max_len;      /* tokens including eos */
+} sent_state;
+
+static void finish(sent_state *ss, const beam_row *row, int t, int tok_is_eos, float logprob,
+                   float lenpen) {
+    decode_hyp *h = &ss->done[ss->ndone++];
+    h->len = t;
+    h->ids = mmt_malloc((size_t)(t > 0 ? t : 1) * sizeof(int));
+    memcpy(h->ids, row->tokens, (size_t)t * sizeof(int));
+    (void)tok_is_eos;
+    h->logprob = logprob;
+    h->score = logprob / powf((float)(t + 1), lenpen);
+}
+
+static int hyp_cmp(const void *a, const void *b) {
+    const decode_hyp *x = a, *y = b;
+    return x->score < y->score ? 1 : (x->score > y->score ? -1 : 0);
+}
+
+void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n,
+                  const decode_opts *o, decode_hyp *hyps) {
+    const model_config *c = &m->cfg;
+    const int k = o->beam > 0 ? o->beam : 1, D = c->D, eos = c->eos_id;
+    MMT_ASSERT(o->nbest >= 1 && o->nbest <= k && n > 0);
+
+    /* source batch with eos appended, right-padded */
+    int S = 0;
+    for (int i = 0; i < n; i++) S = src_len[i] + 1 > S ? src_len[i] + 1 : S;
+    MMT_ASSERT(S <= c->max_positions);
+    int *sbuf = mmt_malloc((size_t)n * S * sizeof(int));
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < S; j++)
+            sbuf[i * S + j] = j < src_len[i] ? src[i][j] : (j == src_len[i] ? eos : c->pad_id);
+
+    dec_state st = {0};
+    st.m = m;
+    st.B = n;
+    st.S = S;
+    st.D = D;
+    st.F = c->F;
+    st.V = c->V;
+    st.L = c->dec_layers;
+    st.R = n * k;
+    sent_state *ss = mmt_calloc(n, sizeof *ss);
+    for (int i = 0; i < n; i++) {
+        int ml = (int)(o->max_len_a * (src_len[i] + 1)) + o->max_len_b;
+        ss[i].max_len = ml < 1 ? 1 : (ml > c->max_positions ? c->max_positions : ml);
+        st.max_t = ss[i].max_len > st.max_t ? ss[i].max_len : st.max_t;
+        ss[i].done = mmt_calloc(k, sizeof *ss[i].done);
+    }
+
+    /* encoder once; cross-attention keys and values once per layer */
+    const float *enc = model_encode(m, sbuf, n, S);
+    st.src_pad = mmt_malloc((size_t)n * S);
+    for (int i = 0; i < n * S; i++) st.src_pad[i] = sbuf[i] == c->pad_id;
+    st.ckv = mmt_malloc((size_t)st.L * n * S * 2 * D * sizeof(float));
+    for (int l = 0; l < st.L; l++)
+        linear_forward(st.ckv + (size_t)l * n * S * 2 * D, 2 * D, enc, D,
+                       m->params + m->dec[l].kv_w, m->params + m->dec[l].kv_b, n * S, D, 2 * D);
+
+    size_t cache = (size_t)st.L * st.R * st.max_t * D;
+    st.kc = mmt_malloc(cache * sizeof(float));
+    st.vc = mmt_malloc(cache * sizeof(float));
+    size_t R = st.R;
+    st.x = mmt_malloc(R * D * sizeof(float));
+    st.h = mmt_malloc(R * D * sizeof(float));
+    st.qkv = mmt_malloc(R * 3 * D * sizeof(float));
+    st.ctx = mmt_malloc(R * D * sizeof(float));
+    st.a = mmt_malloc(R * D * sizeof(float));
+    st.hid = mmt_malloc(R * c->F * sizeof(float));
+    st.logits = mmt_malloc(R * c->V * sizeof(float));
+    st.mean = mmt_malloc(R * sizeof(float));
+    st.rstd = mmt_malloc(R * sizeof(float));
+
+    /* live rows, grouped by sentence; one per sentence at the start */
+    beam_row *rows = mmt_calloc(R, sizeof *rows), *next = mmt_calloc(R, sizeof *next);
+    /* tokens and histories of live rows, double-buffered between steps */
+    int *tokbuf = mmt_malloc(2 * R * st.max_t * sizeof(int));
+    int *histbuf = mmt_malloc(2 * R * st.max_t * sizeof(int));
+    int *tok = mmt_malloc(R * sizeof(int));
+    int nrows = 0;
+    for (int i = 0; i < n; i++, nrows++)
+        rows[nrows] = (beam_row){i, i * k, 0.0f, tokbuf + (size_t)(i * k) * st.max_t,
+                                 histbuf + (size_t)(i * k) * st.max_t};
+    cand *cands = mmt_malloc(2 * k * sizeof *cands);
+
+    for (int t = 0; nrows > 0; t++) {
+        for (int r = 0; r < nrows; r++) tok[r] = t == 0 ? c->bos_id : rows[r].tokens[t - 1];
+        step(&st, rows, tok, nrows, t);
+
+        /* choose each sentence's next rows */
+        int nnext = 0;
+        int *nexttok = tokbuf + (size_t)((t + 1) % 2) * R * st.max_t;
+        int *nexthist = histbuf + (size_t)((t + 1) % 2) * R * st.max_t;
+        for (int r0 = 0; r0 < nrows;) {
+            int b = rows[r0].sent, r1 = r0;
+            while (r1 < nrows && rows[r1].sent == b) r1++;
+            sent_state *s = &ss[b];
+            int last = t + 1 >= s->max_len; /* this token must be eos */
+            if (last) {
+                for (int r = r0; r < r1 && s->ndone < k; r++)
+                    finish(s, &rows[r], t, 1, rows[r].logprob + st.logits[(size_t)r * st.V + eos],
+                           o->lenpen);
+            } else {
+                int nc = top_candidates(&st, rows, r0, r1, 2 * k, cands);
+                int kept = 0;
+                for (int i = 0; i < nc && kept < k && s->ndone < k; i++) {
+                    if (cands[i].tok == eos) {
+                        if (i < k) finish(s, &rows[cands[i].row], t, 1, cands[i].score, o->lenpen);
+                        continue;
+                    }
+                    beam_row *nr = &next[nnext++];
+                    const beam_row *pr = &rows[cands[i].row];
+                    *nr = (beam_row){b, b * k + kept, cands[i].score,
+                                     nexttok + (size_t)(b * k + kept) * st.max_t,
+                                     nexthist + (size_t)(b * k + kept) * st.max_t};
+                    memcpy(nr->tokens, pr->tokens, (size_t)t * sizeof(int));
+                    nr->tokens[t] = cands[i].tok;
+                    /* positions 0..t stay where the parent's history put them */
+                    memcpy(nr->hist, pr->hist, (size_t)t * sizeof(int));
+                    nr->hist[t] = pr->slot;
+                    kept++;
+                }
+                if (s->ndone >= k) nnext -= kept; /* sentence finished: drop its rows */
+            }
+            r0 = r1;
+        }
+        beam_row *tr = rows;
+        rows = next;
+        next = tr;
+        nrows = nnext;
+    }
+
+    /* best first; nbest per sentence */
+    for (int i = 0; i < n; i++) {
+        qsort(ss[i].done, ss[i].ndone, sizeof *ss[i].done, hyp_cmp);
+        for (int r = 0; r < o->nbest; r++) {
+            if (r < ss[i].ndone) {
+                hyps[i * o->nbest + r] = ss[i].done[r];
+                ss[i].done[r].ids = NULL;
+            } else {
+                hyps[i * o->nbest + r] = (decode_hyp){mmt_calloc(1, sizeof(int)), 0, -INFINITY,
+                                                      -INFINITY};
+            }
+        }
+        for (int r = 0; r < ss[i].ndone; r++) free(ss[i].done[r].ids);
+        free(ss[i].done);
+    }
+    free(ss);
+    free(sbuf);
+    free(st.src_pad);
+    free(st.ckv);
+    free(st.kc);
+    free(st.vc);
+    free(st.x);
+    free(st.h);
+    free(st.qkv);
+    free(st.ctx);
+    free(st.a);
+    free(st.hid);
+    free(st.logits);
+    free(st.mean);
+    free(st.rstd);
+    free(rows);
+    free(next);
+    free(tokbuf);
+    free(histbuf);
+    free(tok);
+    free(cands);
+}

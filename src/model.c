@@ -148,6 +148,16 @@ int model_config_apply(model_config *c, const cJSON *obj, const char *where, mmt
             rc = cfg_penal(c, it, where, st);
         } else if (!strcmp(k, "description")) {
             rc = MMT_OK;
+        } else if (!strcmp(k, "vocab_size")) {
+            rc = cfg_int(it, where, 4, 1 << 24, &c->V, st);
+        } else if (!strcmp(k, "pad_id")) {
+            rc = cfg_int(it, where, 0, 1 << 24, &c->pad_id, st);
+        } else if (!strcmp(k, "bos_id")) {
+            rc = cfg_int(it, where, 0, 1 << 24, &c->bos_id, st);
+        } else if (!strcmp(k, "eos_id")) {
+            rc = cfg_int(it, where, 0, 1 << 24, &c->eos_id, st);
+        } else if (!strcmp(k, "unk_id")) {
+            rc = cfg_int(it, where, 0, 1 << 24, &c->unk_id, st);
         } else {
             rc = mmt_fail(st, "%s: unknown key \"%s\"", where, k);
         }
@@ -156,6 +166,39 @@ int model_config_apply(model_config *c, const cJSON *obj, const char *where, mmt
     if (c->D % c->H)
         return mmt_fail(st, "%s: d_model %d is not a multiple of heads %d", where, c->D, c->H);
     return MMT_OK;
+}
+
+char *model_config_to_json(const model_config *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "encoder_layers", c->enc_layers);
+    cJSON_AddNumberToObject(o, "decoder_layers", c->dec_layers);
+    cJSON_AddNumberToObject(o, "d_model", c->D);
+    cJSON_AddNumberToObject(o, "ffn_dim", c->F);
+    cJSON_AddNumberToObject(o, "heads", c->H);
+    cJSON_AddStringToObject(o, "norm", c->pre_norm ? "pre" : "post");
+    cJSON_AddStringToObject(o, "activation", "relu");
+    cJSON_AddNumberToObject(o, "dropout", c->dropout);
+    cJSON_AddNumberToObject(o, "attention_dropout", c->attn_dropout);
+    cJSON_AddNumberToObject(o, "activation_dropout", c->act_dropout);
+    cJSON_AddBoolToObject(o, "share_embeddings", 1);
+    cJSON_AddStringToObject(o, "positions", "sinusoidal");
+    cJSON_AddNumberToObject(o, "max_positions", c->max_positions);
+    cJSON_AddNumberToObject(o, "label_smoothing", c->label_smoothing);
+    cJSON *pen = cJSON_AddObjectToObject(o, "penal");
+    cJSON_AddNumberToObject(pen, "tau", c->tau);
+    cJSON *subs = cJSON_AddArrayToObject(pen, "sublayers");
+    for (size_t i = 0; i < sizeof penal_names / sizeof penal_names[0]; i++)
+        if (c->penal_mask & penal_names[i].bit)
+            cJSON_AddItemToArray(subs, cJSON_CreateString(penal_names[i].name));
+    cJSON_AddBoolToObject(pen, "before_dropout", c->penal_before_dropout);
+    cJSON_AddNumberToObject(o, "vocab_size", c->V);
+    cJSON_AddNumberToObject(o, "pad_id", c->pad_id);
+    cJSON_AddNumberToObject(o, "bos_id", c->bos_id);
+    cJSON_AddNumberToObject(o, "eos_id", c->eos_id);
+    cJSON_AddNumberToObject(o, "unk_id", c->unk_id);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
 }
 
 int model_config_load(model_config *cfg, const char *path, mmt_status *st) {

@@ -58,6 +58,10 @@ struct cJSON;
 int model_config_apply(model_config *cfg, const struct cJSON *obj, const char *where,
                        mmt_status *st);
 
+/* The configuration as a JSON object (keys of the presets, plus vocab_size
+ * and the special ids) that model_config_apply reads back; caller frees. */
+char *model_config_to_json(const model_config *cfg);
+
 typedef struct {
     char name[64];
     int ndim, shape[4];

@@ -19,6 +19,9 @@ static char *state_to_json(const train_state *ts) {
     cJSON_AddNumberToObject(o, "best_metric", ts->best_metric);
     cJSON_AddNumberToObject(o, "bad_validations", ts->bad_validations);
     cJSON_AddNumberToObject(o, "train_seconds", ts->train_seconds);
+    cJSON_AddNumberToObject(o, "epoch_loss", ts->epoch_loss);
+    cJSON_AddNumberToObject(o, "epoch_nll", ts->epoch_nll);
+    cJSON_AddNumberToObject(o, "epoch_tokens", (double)ts->epoch_tokens);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -31,9 +34,10 @@ static int state_from_json(train_state *ts, const char *text, const char *path, 
         return mmt_fail(st, "%s: metadata \"train_state\" is not a JSON object", path);
     }
     static const char *keys[] = {"step", "epoch", "batch_in_epoch", "best_metric",
-                                 "bad_validations", "train_seconds"};
-    double v[6];
-    for (int i = 0; i < 6; i++) {
+                                 "bad_validations", "train_seconds", "epoch_loss",
+                                 "epoch_nll", "epoch_tokens"};
+    double v[9];
+    for (int i = 0; i < 9; i++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
         if (!cJSON_IsNumber(it)) {
             cJSON_Delete(o);
@@ -43,7 +47,8 @@ static int state_from_json(train_state *ts, const char *text, const char *path, 
         v[i] = it->valuedouble;
     }
     cJSON_Delete(o);
-    *ts = (train_state){(long)v[0], (int)v[1], (long)v[2], v[3], (int)v[4], v[5]};
+    *ts = (train_state){(long)v[0], (int)v[1], (long)v[2], v[3], (int)v[4], v[5],
+                        v[6], v[7], (long)v[8]};
     return MMT_OK;
 }
 

@@ -22,6 +22,9 @@ typedef struct {
     double best_metric;   /* best validation score so far (-1: none) */
     int bad_validations;  /* validations since the best (early stopping) */
     double train_seconds; /* wall time spent training, over all resumes */
+    double epoch_loss;    /* summed training loss of this epoch so far */
+    double epoch_nll;     /* summed training NLL of this epoch so far */
+    long epoch_tokens;    /* target tokens of this epoch so far */
 } train_state;
 
 typedef struct {

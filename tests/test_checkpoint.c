@@ -46,7 +46,7 @@ void suite_checkpoint(void) {
     adam_init(&a, model_num_params(m), 0.9f, 0.98f, 1e-8f, 0.0f);
     for (size_t i = 0; i < a.n; i++) a.m[i] = (float)i * 1e-3f, a.v[i] = (float)i * 1e-6f;
     a.step = 17;
-    train_state ts = {1234, 3, 56, 41.25, 2, 99.5};
+    train_state ts = {1234, 3, 56, 41.25, 2, 99.5, 1000.5, 900.25, 321};
     const char spm[] = "not really a sentencepiece model";
     int rc = ckpt_save(path, m, &a, &ts, "{\"name\":\"x\"}", spm, sizeof spm, &st);
     CHECK(rc == MMT_OK, "save %s", rc ? st.msg : path);
@@ -69,7 +69,8 @@ void suite_checkpoint(void) {
               "Adam moments and step restored");
         CHECK(c.ts.step == 1234 && c.ts.epoch == 3 && c.ts.batch_in_epoch == 56 &&
                   c.ts.best_metric == 41.25 && c.ts.bad_validations == 2 &&
-                  c.ts.train_seconds == 99.5,
+                  c.ts.train_seconds == 99.5 && c.ts.epoch_loss == 1000.5 &&
+                  c.ts.epoch_nll == 900.25 && c.ts.epoch_tokens == 321,
               "training state restored");
         CHECK(c.recipe_json && !strcmp(c.recipe_json, "{\"name\":\"x\"}"), "recipe restored");
         CHECK(c.spm_len == sizeof spm && !memcmp(c.spm, spm, sizeof spm),

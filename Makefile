@@ -39,7 +39,7 @@ TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
 
-.PHONY: all test asan bench clean install deps check-deps fixtures
+.PHONY: all test asan bench clean install deps check-deps fixtures run
 all: check-deps $(PROGRAMS:%=$(BUILD)/%)
 
 check-deps:
@@ -76,6 +76,13 @@ $(BUILD)/bench-%: $(BUILD)/bench/%.o $(BUILD)/libmmt.a
 # The test runner prints one line per check and ends with "N passed, N failed".
 test: all $(BUILD)/run-tests
 	$(BUILD)/run-tests
+
+# The main job: Multi30k En-De (penal connection) when its data is in
+# data/multi30k (data/get-multi30k.sh), else the built-in demo.
+MULTI30K_TRAIN := data/multi30k/tok/train.lc.norm.tok.en.gz
+RECIPE ?= $(if $(wildcard $(MULTI30K_TRAIN)),recipes/multi30k.json,recipes/demo.json)
+run: all
+	$(BUILD)/mmt-train $(RECIPE)
 
 # Tests under AddressSanitizer and UBSan, in a build folder of their own.
 asan:

@@ -552,7 +552,7 @@ static int is_digit(uint32_t c) {
 }
 
 /* 13a's first class: [{-~[-` -&(-+:-@/], ASCII punctuation and symbols
- * except ' , - . and the space it also pads (harmless). */
+ * except ' , - . (it also pads spaces, which the split then drops). */
 static int is_13a_punct(uint32_t c) {
     return (c >= '{' && c <= '~') || (c >= '[' && c <= '`') || (c >= ' ' && c <= '&') ||
            (c >= '(' && c <= '+') || (c >= ':' && c <= '@') || c == '/';
@@ -956,8 +956,9 @@ static double smooth_value(const bleu_config *cfg) {
     return cfg->smooth == BLEU_SMOOTH_FLOOR ? 0.1 : 1.0;
 }
 
-/* Which input failed, for the caller's message. */
-enum { SEG_OK = 0, SEG_BAD_HYP = -1, SEG_NO_REF = -2, SEG_BAD_REF = -3 };
+/* A segment's statistics come with the number of references used (> 0),
+ * or with which input failed, for the caller's message. */
+enum { SEG_BAD_HYP = -1, SEG_NO_REF = -2, SEG_BAD_REF = -3 };
 
 /* BLEU statistics of one segment; on SEG_BAD_REF *bad is the reference. */
 static int bleu_segment(scratch *w, const bleu_config *cfg, const char *hyp,
@@ -1560,36 +1561,36 @@ void bleu_paired_ar(const bleu_metric *m, const int64_t *base, const int64_t *sy
                     int n_trials, uint64_t seed, bleu_paired_result *out) {
     MMT_ASSERT(n > 0 && n_trials > 0);
     int k = bleu_metric_nstats(m);
-    int64_t sa[CHRF_NSTATS], sb[CHRF_NSTATS];
+    int64_t base_sum[CHRF_NSTATS], sys_sum[CHRF_NSTATS], a[CHRF_NSTATS], b[CHRF_NSTATS];
 
     // actual scores and their difference
-    sum_rows(base, n, k, sa);
-    double base_score = metric_score(m, sa, 0);
-    sum_rows(sys, n, k, sb);
-    out->score = metric_score(m, sb, 0);
+    sum_rows(base, n, k, base_sum);
+    sum_rows(sys, n, k, sys_sum);
+    double base_score = metric_score(m, base_sum, 0);
+    out->score = metric_score(m, sys_sum, 0);
     out->mean = out->ci = NAN;
     double delta = fabs(base_score - out->score);
 
-    // each trial: pseudo-system a takes the baseline's segment when the bit
-    // is set and the system's otherwise, b the opposite
+    // each trial: pseudo-system a takes the baseline's segment where the bit
+    // is set and the system's elsewhere, b the opposite; so with
+    // d = sum over set bits of (base - sys), a = sys + d and b = base - d
+    int64_t *diff_rows = mmt_malloc(n * (size_t)k * sizeof *diff_rows);
+    for (size_t i = 0; i < n * (size_t)k; i++)
+        diff_rows[i] = base[i] - sys[i];
     double *diff = mmt_malloc((size_t)n_trials * sizeof *diff);
     bleu_rng rng;
     bleu_rng_seed(&rng, seed);
     for (int t = 0; t < n_trials; t++) {
-        memset(sa, 0, sizeof sa);
-        memset(sb, 0, sizeof sb);
-        for (size_t i = 0; i < n; i++) {
-            const int64_t *x = base + i * (size_t)k, *y = sys + i * (size_t)k;
-            if (!bleu_rng_bit(&rng)) {
-                const int64_t *swap = x;
-                x = y;
-                y = swap;
-            }
-            for (int c = 0; c < k; c++)
-                sa[c] += x[c], sb[c] += y[c];
-        }
-        diff[t] = fabs(metric_score(m, sa, 0) - metric_score(m, sb, 0));
+        int64_t d[CHRF_NSTATS] = {0};
+        for (size_t i = 0; i < n; i++)
+            if (bleu_rng_bit(&rng))
+                for (int c = 0; c < k; c++)
+                    d[c] += diff_rows[i * (size_t)k + c];
+        for (int c = 0; c < k; c++)
+            a[c] = sys_sum[c] + d[c], b[c] = base_sum[c] - d[c];
+        diff[t] = fabs(metric_score(m, a, 0) - metric_score(m, b, 0));
     }
     out->p = p_value(diff, (size_t)n_trials, delta);
     free(diff);
+    free(diff_rows);
 }

@@ -16,6 +16,22 @@
  * out of that segment, and a segment whose references are all empty is an
  * error.
  *
+ * Validation BLEU in the trainer, one reference per line:
+ *     bleu_config cfg;
+ *     bleu_config_default(&cfg);
+ *     const char *const *refs[1] = {ref_lines};
+ *     bleu_score s;
+ *     if (bleu_corpus(&cfg, hyp_lines, refs, 1, n, &s, &st) != MMT_OK) ...
+ *
+ * Where agreement with sacreBLEU rests on an approximation:
+ *   - Unicode tables come from the Python and `regex` versions named in
+ *     bleu.c; characters those versions classify differently may differ;
+ *   - the final-sigma rule of lowercasing uses approximate Cased and
+ *     Case_Ignorable properties (see uni_is_cased in bleu.c);
+ *   - bootstrap resamples are scored as sacreBLEU does with numpy 1.x
+ *     (float32 statistics; chrF's per-order ratios rounded to float), which
+ *     is exact while every summed statistic stays below 2^24.
+ *
  * Contents:
  *   configuration ........ bleu_config, bleu_config_default
  *   preprocessing ........ bleu_lowercase, bleu_tokenize, bleu_rstrip,
@@ -25,8 +41,8 @@
  *   chrF ................. chrf_segment_stats, chrf_from_stats, chrf_corpus,
  *                          chrf_signature
  *   either metric ........ bleu_metric, bleu_metric_stats, bleu_metric_score
- *   numpy's generator .... bleu_rng_seed, bleu_rng_next32, bleu_rng_below,
- *                          bleu_rng_bit
+ *   numpy's generator .... bleu_rng_seed, bleu_rng_next64, bleu_rng_next32,
+ *                          bleu_rng_below, bleu_rng_bit
  *   significance ......... bleu_bootstrap_ci, bleu_paired_bs, bleu_paired_ar
  */
 #ifndef MMT_BLEU_H
@@ -198,7 +214,9 @@ void bleu_bootstrap_ci(const bleu_metric *m, const int64_t *stats, size_t n, int
 
 /* Paired bootstrap resampling (sacreBLEU --paired-bs): the system against
  * the baseline on the same resamples. p = (1 + #resamples whose centred
- * |delta| exceeds the actual |delta|) / (n_samples + 1). */
+ * |delta| exceeds the actual |delta|) / (n_samples + 1). As in sacreBLEU,
+ * "exceeds" is strict, so a system identical to the baseline gets the
+ * smallest p, 1 / (n_samples + 1); the same holds for bleu_paired_ar. */
 void bleu_paired_bs(const bleu_metric *m, const int64_t *base, const int64_t *sys, size_t n,
                     int n_samples, uint64_t seed, bleu_paired_result *out);
 

@@ -149,8 +149,29 @@ void mmt_set_ftz(void) {
 }
 
 void openblas_set_num_threads(int n);
+char *openblas_get_corename(void);
+
+void mmt_blas_check(void) {
+    static int done;
+    if (done++) return;
+    const char *core = openblas_get_corename();
+    static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington",
+                                          "Nehalem", "Atom", "Katmai", "Coppermine"};
+    int is_generic = 0;
+    for (size_t i = 0; core && i < sizeof generic / sizeof generic[0]; i++)
+        is_generic |= !strcmp(core, generic[i]);
+#if defined(__x86_64__)
+    const char *want = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2") ? "Haswell" : NULL;
+    if (is_generic && want)
+        log_warn("OpenBLAS detected this CPU as %s and runs generic kernels; the CPU has %s: "
+                 "set OPENBLAS_CORETYPE=%s for several times the speed", core,
+                 strcmp(want, "SkylakeX") ? "AVX2" : "AVX-512", want);
+#endif
+}
 
 void mmt_set_threads(int n) {
+    mmt_blas_check();
     if (n <= 0) return;
     omp_set_num_threads(n);
     openblas_set_num_threads(n);

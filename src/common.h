@@ -84,6 +84,11 @@ double mmt_now(void);
  * otherwise cost about a tenth of the speed. */
 void mmt_set_ftz(void);
 
+/* Warn (once) when OpenBLAS runs generic kernels on a CPU that has AVX2 or
+ * AVX-512: its CPU detection fails on some virtual machines, and
+ * OPENBLAS_CORETYPE then selects the right kernels. */
+void mmt_blas_check(void);
+
 /* Threads for OpenMP and OpenBLAS together; n <= 0 keeps the default. */
 void mmt_set_threads(int n);
 int mmt_get_threads(void);

@@ -48,12 +48,13 @@ static const char usage[] =
     "  -V, --version            show mmt's version\n"
     "\n"
     "Output (text): per metric a score line, e.g.\n"
-    "  BLEU = 29.06 64.3/40.0/25.0/0.0 (BP = 0.846 ratio = 0.857 hyp_len = 6 ref_len = 7)\n"
+    "  BLEU = 29.06 83.3/40.0/25.0/16.7 (BP = 0.846 ratio = 0.857 hyp_len = 6 ref_len = 7)\n"
     "then its signature line, e.g.\n"
     "  nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1\n"
     "Paired tests print a table: per system and metric the score, the bootstrap mean\n"
     "and 95% confidence half-width (--paired-bs), and the p-value against the\n"
-    "baseline; '*' marks p < 0.05. Only results go to standard output.\n";
+    "baseline; '*' marks p < 0.05. As in sacreBLEU, a system identical to the\n"
+    "baseline gets the smallest p, 1/(N+1). Only results go to standard output.\n";
 
 /* ------------------------------------------------------------- arguments */
 
@@ -536,11 +537,41 @@ static int paired_tests(const options *o, text_file *systems, int nsys,
 
 /* ------------------------------------------------------------------ main */
 
+/* The agreements sacreBLEU checks before scoring: every file has as many
+ * lines as the references, none is empty, and each line has a reference. */
+static int check_inputs(const text_file *hyps, int nsys, const text_file *refs, int nrefs,
+                        mmt_status *st) {
+    for (int s = 0; s < nsys; s++) {
+        if (hyps[s].n == 0) return mmt_fail(st, "%s: no lines", hyps[s].name);
+        for (int r = 0; r < nrefs; r++)
+            if (refs[r].n != hyps[s].n)
+                return mmt_fail(st, "%s has %zu lines but %s has %zu", hyps[s].name, hyps[s].n,
+                                refs[r].name, refs[r].n);
+    }
+    // empty reference lines are skipped, but a line needs one reference left
+    for (size_t i = 0; i < refs[0].n; i++) {
+        int any = 0;
+        for (int r = 0; r < nrefs; r++)
+            any |= refs[r].lines[i][0] != '\0';
+        if (any) continue;
+        if (nrefs == 1)
+            return mmt_fail(st,
+                            "%s:%zu: empty reference line (sacreBLEU rejects a segment "
+                            "without a reference)",
+                            refs[0].name, i + 1);
+        return mmt_fail(st,
+                        "line %zu is empty in all %d references (sacreBLEU rejects a "
+                        "segment without a reference)",
+                        i + 1, nrefs);
+    }
+    return MMT_OK;
+}
+
 int main(int argc, char **argv) {
     options o;
     parse_args(argc, argv, &o);
     mmt_status st = {0};
-    int rc = 1;
+    int rc = MMT_ERR;
 
     // hypotheses: one file, or the baseline and the systems
     const char *names[257];
@@ -553,50 +584,25 @@ int main(int argc, char **argv) {
     } else {
         names[nsys++] = o.input;
     }
+
+    // read and check everything, then score
     text_file *hyps = mmt_calloc((size_t)nsys, sizeof *hyps);
     text_file *refs = mmt_calloc((size_t)o.nrefs, sizeof *refs);
     const char ***ref_lines = mmt_calloc((size_t)o.nrefs, sizeof *ref_lines);
     int nread_h = 0, nread_r = 0;
-
-    // read everything, then check that the line counts agree
     for (; nread_r < o.nrefs; nread_r++)
         if (read_lines(o.refs[nread_r], &refs[nread_r], &st) != MMT_OK) goto done;
     for (; nread_h < nsys; nread_h++)
         if (read_lines(names[nread_h], &hyps[nread_h], &st) != MMT_OK) goto done;
-    for (int s = 0; s < nsys; s++) {
-        if (hyps[s].n == 0) {
-            mmt_fail(&st, "%s: no lines", hyps[s].name);
-            goto done;
-        }
-        for (int r = 0; r < o.nrefs; r++) {
-            if (refs[r].n != hyps[s].n) {
-                mmt_fail(&st, "%s has %zu lines but %s has %zu", hyps[s].name, hyps[s].n,
-                         refs[r].name, refs[r].n);
-                goto done;
-            }
-        }
-    }
+    if (check_inputs(hyps, nsys, refs, o.nrefs, &st) != MMT_OK) goto done;
     for (int r = 0; r < o.nrefs; r++)
         ref_lines[r] = (const char **)refs[r].lines;
-
-    if (o.paired)
-        rc = paired_tests(&o, hyps, nsys, (const char *const *const *)ref_lines, &st) == MMT_OK ? 0
-                                                                                                : 1;
-    else
-        rc = score_single(&o, &hyps[0], (const char *const *const *)ref_lines, &st) == MMT_OK ? 0
-                                                                                              : 1;
+    const char *const *const *ref_view = (const char *const *const *)ref_lines;
+    rc = o.paired ? paired_tests(&o, hyps, nsys, ref_view, &st)
+                  : score_single(&o, &hyps[0], ref_view, &st);
 
 done:
-    if (rc) {
-        // a segment error names the line; say which files it refers to
-        fprintf(stderr, "mmt-bleu: error: %s\n", st.msg);
-        if (!strncmp(st.msg, "line ", 5) || !strncmp(st.msg, "reference ", 10)) {
-            fprintf(stderr, "  references:");
-            for (int r = 0; r < o.nrefs; r++)
-                fprintf(stderr, " %d=%s", r + 1, o.refs[r]);
-            fprintf(stderr, "\n");
-        }
-    }
+    if (rc != MMT_OK) fprintf(stderr, "mmt-bleu: error: %s\n", st.msg);
     for (int s = 0; s < nread_h; s++)
         free_lines(&hyps[s]);
     for (int r = 0; r < nread_r; r++)
@@ -604,5 +610,5 @@ done:
     free(hyps);
     free(refs);
     free(ref_lines);
-    return rc;
+    return rc == MMT_OK ? 0 : 1;
 }

@@ -13,6 +13,7 @@
 #include "test.h"
 
 int test_passed, test_failed;
+char test_bin_dir[4096] = ".";
 
 void test_check(int cond, const char *fmt, ...) {
     va_list ap;
@@ -73,9 +74,11 @@ static const struct {
 /* Fixtures are named relative to the repository root: when started from
  * elsewhere, move there (the runner lives in BUILD/ under the root). */
 static void chdir_to_root(const char *argv0) {
-    if (access(TEST_FIXTURE_DIR, F_OK) == 0) return;
     char path[PATH_MAX];
     if (!realpath(argv0, path)) return;
+    snprintf(test_bin_dir, sizeof test_bin_dir, "%s", path);
+    dirname(test_bin_dir);
+    if (access(TEST_FIXTURE_DIR, F_OK) == 0) return;
     char *root = dirname(dirname(path));
     if (chdir(root) != 0) fprintf(stderr, "cannot change to %s\n", root);
 }

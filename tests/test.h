@@ -9,6 +9,8 @@
 #include <stdio.h>
 
 extern int test_passed, test_failed;
+/* The folder of the runner, where the programs (mmt-train, ...) are built. */
+extern char test_bin_dir[4096];
 
 /* Record one check: cond true passes. The name is printf-style. */
 void test_check(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

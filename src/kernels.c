@@ -88,10 +88,13 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
         const float *x = inp + (size_t)r * D;
         float *y = out + (size_t)r * D;
         float m = 0.0f, v = 0.0f;
+#pragma omp simd reduction(+ : m)
         for (int i = 0; i < D; i++) m += x[i];
         m /= D;
+#pragma omp simd reduction(+ : v)
         for (int i = 0; i < D; i++) v += (x[i] - m) * (x[i] - m);
         float s = 1.0f / sqrtf(v / D + 1e-5f);
+#pragma omp simd
         for (int i = 0; i < D; i++) y[i] = (x[i] - m) * s * g[i] + b[i];
         mean[r] = m;
         rstd[r] = s;
@@ -114,6 +117,7 @@ void layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
             const float *x = inp + (size_t)r * D, *dy = dout + (size_t)r * D;
             float *dx = dinp + (size_t)r * D;
             float m = mean[r], s = rstd[r], a = 0.0f, c = 0.0f;
+#pragma omp simd reduction(+ : a, c)
             for (int i = 0; i < D; i++) {
                 float xh = (x[i] - m) * s, dxh = dy[i] * g[i];
                 a += dxh;
@@ -123,6 +127,7 @@ void layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
             }
             a /= D;
             c /= D;
+#pragma omp simd
             for (int i = 0; i < D; i++) {
                 float xh = (x[i] - m) * s;
                 dx[i] += s * (dy[i] * g[i] - a - xh * c);
@@ -196,106 +201,186 @@ static inline int attn_visible(const attn_dims *a, int t) {
     return a->causal ? (t + 1 < a->Tk ? t + 1 : a->Tk) : a->Tk;
 }
 
+/* Copy head h of rows x (B*Tk, ld) of batch row b, transposed, into xt
+ * (dh, Tkp) with zeros beyond Tk: loops over keys then run over contiguous
+ * memory of a whole number of vectors (Tkp is Tk rounded up to 16). */
+static void head_transpose(float *xt, int Tkp, const float *x, int ld, int b, int h,
+                           const attn_dims *a) {
+    const int Tk = a->Tk, dh = a->dh;
+    for (int j = 0; j < Tk; j++) {
+        const float *xj = x + (size_t)(b * Tk + j) * ld + h * dh;
+        for (int i = 0; i < dh; i++) xt[(size_t)i * Tkp + j] = xj[i];
+    }
+    for (int i = 0; i < dh; i++)
+        for (int j = Tk; j < Tkp; j++) xt[(size_t)i * Tkp + j] = 0.0f;
+}
+
+/* The kept fraction of attention dropout for element (b, h, t, j) of probs. */
+static inline float attn_keep(const attn_dims *a, uint64_t base, int j) {
+    if (a->dropout <= 0.0f) return 1.0f;
+    return dropout_keep(a->seed, base + j, a->dropout) ? 1.0f / (1.0f - a->dropout) : 0.0f;
+}
+
+/* One (b, h) block of the forward pass; dh is a compile-time constant in the
+ * specialised copies below, so a query's context stays in registers. */
+static inline __attribute__((always_inline)) void
+attn_fwd_block(float *ctx, float *probs, const float *q, const float *k, const float *v,
+               const uint8_t *key_pad, const attn_dims *a, int b, int h, const int dh,
+               float *kt, float *keep, float *s) {
+    const int Tq = a->Tq, Tk = a->Tk, H = a->H, D = H * dh, Tkp = (Tk + 15) / 16 * 16;
+    const float scale = 1.0f / sqrtf((float)dh);
+    head_transpose(kt, Tkp, k, a->ldk, b, h, a);
+    for (int t = 0; t < Tq; t++) {
+        const float *qt = q + (size_t)(b * Tq + t) * a->ldq + h * dh;
+        float *p = probs + (((size_t)b * H + h) * Tq + t) * Tk;
+        float *c = ctx + (size_t)(b * Tq + t) * D + h * dh;
+        const int n = attn_visible(a, t);
+        for (int j = 0; j < Tkp; j++)
+            keep[j] = j < n && !(key_pad && key_pad[(size_t)b * Tk + j]) ? 1.0f : 0.0f;
+
+        /* scores = q k^T / sqrt(dh), 16 keys at a time in a register */
+        for (int j0 = 0; j0 < Tkp; j0 += 16) {
+            float acc[16] = {0};
+            for (int i = 0; i < dh; i++) {
+                const float qi = qt[i] * scale, *ki = kt + (size_t)i * Tkp + j0;
+#pragma omp simd
+                for (int j = 0; j < 16; j++) acc[j] += qi * ki[j];
+            }
+            for (int j = 0; j < 16; j++) s[j0 + j] = acc[j];
+        }
+
+        /* softmax over the visible keys; masked ones exactly 0 */
+        float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+        for (int j = 0; j < Tkp; j++) {
+            float x = keep[j] != 0.0f ? s[j] : -INFINITY;
+            mx = x > mx ? x : mx;
+        }
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < Tkp; j++) {
+            s[j] = fast_expf(s[j] - mx) * keep[j];
+            sum += s[j];
+        }
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        for (int j = 0; j < Tk; j++) p[j] = s[j] * inv;
+
+        /* ctx = dropout(probs) v */
+        for (int i = 0; i < dh; i++) c[i] = 0.0f;
+        const uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
+        for (int j = 0; j < n; j++) {
+            const float w = p[j] * attn_keep(a, base, j);
+            if (w == 0.0f) continue;
+            const float *vj = v + (size_t)(b * Tk + j) * a->ldv + h * dh;
+#pragma omp simd
+            for (int i = 0; i < dh; i++) c[i] += w * vj[i];
+        }
+    }
+}
+
 void attention_forward(float *ctx, float *probs, const float *q, const float *k,
                        const float *v, const uint8_t *key_pad, const attn_dims *a) {
-    const int B = a->B, Tq = a->Tq, Tk = a->Tk, H = a->H, dh = a->dh, D = H * dh;
-    const float scale = 1.0f / sqrtf((float)dh), keep_scale = 1.0f / (1.0f - a->dropout);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const uint8_t *pad = key_pad ? key_pad + (size_t)b * Tk : NULL;
-            for (int t = 0; t < Tq; t++) {
-                const float *qt = q + (size_t)(b * Tq + t) * a->ldq + h * dh;
-                float *p = probs + (((size_t)b * H + h) * Tq + t) * Tk;
-                float *c = ctx + (size_t)(b * Tq + t) * D + h * dh;
-                int n = attn_visible(a, t);
+    const int B = a->B, Tk = a->Tk, H = a->H, dh = a->dh;
+    const int Tkp = (Tk + 15) / 16 * 16;
+#pragma omp parallel
+    {
+        float *kt = mmt_malloc((size_t)dh * Tkp * sizeof *kt); /* (dh, Tkp) */
+        float *keep = mmt_malloc((size_t)Tkp * sizeof *keep);  /* 1 visible, 0 masked */
+        float *s = mmt_malloc((size_t)Tkp * sizeof *s);        /* one row of scores */
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++) {
+                if (dh == 32)
+                    attn_fwd_block(ctx, probs, q, k, v, key_pad, a, b, h, 32, kt, keep, s);
+                else if (dh == 64)
+                    attn_fwd_block(ctx, probs, q, k, v, key_pad, a, b, h, 64, kt, keep, s);
+                else
+                    attn_fwd_block(ctx, probs, q, k, v, key_pad, a, b, h, dh, kt, keep, s);
+            }
+        free(kt);
+        free(keep);
+        free(s);
+    }
+}
 
-                /* scores = q k^T / sqrt(dh) over visible keys, then softmax */
-                float mx = -INFINITY;
-                for (int j = 0; j < n; j++) {
-                    if (pad && pad[j]) continue;
-                    const float *kj = k + (size_t)(b * Tk + j) * a->ldk + h * dh;
-                    float s = 0.0f;
-                    for (int i = 0; i < dh; i++) s += qt[i] * kj[i];
-                    p[j] = s * scale;
-                    mx = p[j] > mx ? p[j] : mx;
-                }
-                float sum = 0.0f;
-                for (int j = 0; j < n; j++) {
-                    if (pad && pad[j]) continue;
-                    p[j] = fast_expf(p[j] - mx);
-                    sum += p[j];
-                }
-                float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-                for (int j = 0; j < Tk; j++)
-                    p[j] = (j < n && !(pad && pad[j])) ? p[j] * inv : 0.0f;
+/* One (b, h) block of the backward pass; dh constant as in attn_fwd_block. */
+static inline __attribute__((always_inline)) void
+attn_bwd_block(float *dq, float *dk, float *dv, const float *dctx, const float *probs,
+               const float *q, const float *k, const float *v, const attn_dims *a, int b, int h,
+               const int dh, float *vt, float *dp) {
+    const int Tq = a->Tq, Tk = a->Tk, H = a->H, D = H * dh, Tkp = (Tk + 15) / 16 * 16;
+    const float scale = 1.0f / sqrtf((float)dh);
+    head_transpose(vt, Tkp, v, a->ldv, b, h, a);
+    for (int t = 0; t < Tq; t++) {
+        const float *p = probs + (((size_t)b * H + h) * Tq + t) * Tk;
+        const float *dc = dctx + (size_t)(b * Tq + t) * D + h * dh;
+        const float *qt = q + (size_t)(b * Tq + t) * a->ldq + h * dh;
+        float *dqt = dq + (size_t)(b * Tq + t) * a->ldq + h * dh;
+        const int n = attn_visible(a, t);
+        const uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
 
-                /* ctx = dropout(probs) v */
-                memset(c, 0, (size_t)dh * sizeof *c);
-                uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
-                for (int j = 0; j < n; j++) {
-                    float w = p[j];
-                    if (w == 0.0f) continue;
-                    if (a->dropout > 0.0f)
-                        w = dropout_keep(a->seed, base + j, a->dropout) ? w * keep_scale : 0.0f;
-                    const float *vj = v + (size_t)(b * Tk + j) * a->ldv + h * dh;
-                    for (int i = 0; i < dh; i++) c[i] += w * vj[i];
-                }
+        /* through ctx = dropout(p) v: dp = dctx . v_j, dv_j += dropout(p_j) dctx */
+        for (int j0 = 0; j0 < Tkp; j0 += 16) {
+            float acc[16] = {0};
+            for (int i = 0; i < dh; i++) {
+                const float di = dc[i], *vi = vt + (size_t)i * Tkp + j0;
+#pragma omp simd
+                for (int j = 0; j < 16; j++) acc[j] += di * vi[j];
+            }
+            for (int j = 0; j < 16; j++) dp[j0 + j] = acc[j];
+        }
+        float dot = 0.0f;
+        for (int j = 0; j < n; j++) {
+            const float keep = attn_keep(a, base, j), w = p[j] * keep;
+            dp[j] *= keep;
+            dot += p[j] * dp[j];
+            if (w == 0.0f) continue;
+            float *dvj = dv + (size_t)(b * Tk + j) * a->ldv + h * dh;
+#pragma omp simd
+            for (int i = 0; i < dh; i++) dvj[i] += w * dc[i];
+        }
+
+        /* softmax: ds = p (dp - sum p dp), then through q k^T / sqrt(dh) */
+        float acc[dh];
+        for (int i = 0; i < dh; i++) acc[i] = 0.0f;
+        for (int j = 0; j < n; j++) {
+            const float ds = p[j] * (dp[j] - dot) * scale;
+            if (ds == 0.0f) continue;
+            const float *kj = k + (size_t)(b * Tk + j) * a->ldk + h * dh;
+            float *dkj = dk + (size_t)(b * Tk + j) * a->ldk + h * dh;
+#pragma omp simd
+            for (int i = 0; i < dh; i++) {
+                acc[i] += ds * kj[i];
+                dkj[i] += ds * qt[i];
             }
         }
+        for (int i = 0; i < dh; i++) dqt[i] += acc[i];
+    }
 }
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dctx,
                         const float *probs, const float *q, const float *k,
                         const float *v, const uint8_t *key_pad, const attn_dims *a) {
-    const int B = a->B, Tq = a->Tq, Tk = a->Tk, H = a->H, dh = a->dh, D = H * dh;
-    const float scale = 1.0f / sqrtf((float)dh), keep_scale = 1.0f / (1.0f - a->dropout);
+    const int B = a->B, Tk = a->Tk, H = a->H, dh = a->dh;
+    const int Tkp = (Tk + 15) / 16 * 16;
+    (void)key_pad; /* masked keys have probability 0: nothing flows to them */
     /* each (b, h) writes its own head's columns of dq, dk, dv: no races */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            float dp[Tk > 0 ? Tk : 1];
-            for (int t = 0; t < Tq; t++) {
-                const float *p = probs + (((size_t)b * H + h) * Tq + t) * Tk;
-                const float *dc = dctx + (size_t)(b * Tq + t) * D + h * dh;
-                const float *qt = q + (size_t)(b * Tq + t) * a->ldq + h * dh;
-                float *dqt = dq + (size_t)(b * Tq + t) * a->ldq + h * dh;
-                int n = attn_visible(a, t);
-                uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
-
-                /* through ctx = dropout(p) v: dv += dropout(p) dctx, dp = dctx . v */
-                float dot = 0.0f;
-                for (int j = 0; j < n; j++) {
-                    dp[j] = 0.0f;
-                    if (p[j] == 0.0f) continue;
-                    float keep = 1.0f;
-                    if (a->dropout > 0.0f)
-                        keep = dropout_keep(a->seed, base + j, a->dropout) ? keep_scale : 0.0f;
-                    if (keep == 0.0f) continue;
-                    const float *vj = v + (size_t)(b * Tk + j) * a->ldv + h * dh;
-                    float *dvj = dv + (size_t)(b * Tk + j) * a->ldv + h * dh;
-                    float s = 0.0f;
-                    for (int i = 0; i < dh; i++) {
-                        s += dc[i] * vj[i];
-                        dvj[i] += p[j] * keep * dc[i];
-                    }
-                    dp[j] = s * keep;
-                    dot += p[j] * dp[j];
-                }
-
-                /* softmax: ds = p (dp - sum p dp); then q k^T / sqrt(dh) */
-                for (int j = 0; j < n; j++) {
-                    if (p[j] == 0.0f) continue;
-                    float ds = p[j] * (dp[j] - dot) * scale;
-                    const float *kj = k + (size_t)(b * Tk + j) * a->ldk + h * dh;
-                    float *dkj = dk + (size_t)(b * Tk + j) * a->ldk + h * dh;
-                    for (int i = 0; i < dh; i++) {
-                        dqt[i] += ds * kj[i];
-                        dkj[i] += ds * qt[i];
-                    }
-                }
+#pragma omp parallel
+    {
+        float *vt = mmt_malloc((size_t)dh * Tkp * sizeof *vt); /* (dh, Tkp) */
+        float *dp = mmt_malloc((size_t)Tkp * sizeof *dp);
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++) {
+                if (dh == 32)
+                    attn_bwd_block(dq, dk, dv, dctx, probs, q, k, v, a, b, h, 32, vt, dp);
+                else if (dh == 64)
+                    attn_bwd_block(dq, dk, dv, dctx, probs, q, k, v, a, b, h, 64, vt, dp);
+                else
+                    attn_bwd_block(dq, dk, dv, dctx, probs, q, k, v, a, b, h, dh, vt, dp);
             }
-        }
+        free(vt);
+        free(dp);
+    }
 }
 
 /* ======================================================= residual, penal */
@@ -327,8 +412,8 @@ void residual_backward(float *dx, float *dz, const float *dy, const float *z, fl
 
 /* ========================================================= cross entropy */
 
-xent_result xent_forward(float *lse, const float *logits, const int *targets, int pad,
-                         float eps, int N, int V) {
+xent_result xent_forward(float *lse, float *dlogits, const float *logits, const int *targets,
+                         int pad, float eps, int N, int V) {
     const float eps_i = V > 1 ? eps / (V - 1) : 0.0f;
     /* per-thread sums added in thread order: the total does not depend on timing */
     int nt = omp_get_max_threads();
@@ -339,21 +424,47 @@ xent_result xent_forward(float *lse, const float *logits, const int *targets, in
 #pragma omp for schedule(static)
         for (int r = 0; r < N; r++) {
             const float *x = logits + (size_t)r * V;
-            float mx = -INFINITY, sum = 0.0f, xsum = 0.0f;
-            for (int i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+            float *d = dlogits ? dlogits + (size_t)r * V : NULL;
+            const int y = targets[r];
+
+            /* max and sum of the row, then the sum of exponentials (stored in d) */
+            float mx = -INFINITY, xsum = 0.0f, sum = 0.0f;
+#pragma omp simd reduction(max : mx) reduction(+ : xsum)
             for (int i = 0; i < V; i++) {
-                sum += fast_expf(x[i] - mx);
+                mx = x[i] > mx ? x[i] : mx;
                 xsum += x[i];
             }
-            float l = mx + logf(sum);
+            if (d) {
+#pragma omp simd reduction(+ : sum)
+                for (int i = 0; i < V; i++) {
+                    d[i] = fast_expf(x[i] - mx);
+                    sum += d[i];
+                }
+            } else {
+#pragma omp simd reduction(+ : sum)
+                for (int i = 0; i < V; i++) sum += fast_expf(x[i] - mx);
+            }
+            const float l = mx + logf(sum);
             lse[r] = l;
-            if (targets[r] == pad) continue;
+            if (y == pad) {
+                if (d) memset(d, 0, (size_t)V * sizeof *d);
+                continue;
+            }
+
             /* -log p_y, and the smoothing term -sum_v log p_v = V lse - sum x */
-            double nl = (double)l - x[targets[r]];
+            double nl = (double)l - x[y];
             double smooth = (double)V * l - xsum;
             acc[0] += (1.0 - eps - eps_i) * nl + eps_i * smooth;
             acc[1] += nl;
             acc[2] += 1.0;
+
+            /* the gradient: softmax minus the smoothed target */
+            if (d) {
+                const float inv = 1.0f / sum;
+#pragma omp simd
+                for (int i = 0; i < V; i++) d[i] = d[i] * inv - eps_i;
+                d[y] -= 1.0f - eps - eps_i;
+            }
         }
     }
     xent_result res = {0.0, 0.0, 0};
@@ -378,6 +489,7 @@ void xent_backward(float *dlogits, const float *lse, const float *logits,
             continue;
         }
         float l = lse[r];
+#pragma omp simd
         for (int i = 0; i < V; i++) d[i] = scale * (fast_expf(x[i] - l) - eps_i);
         d[targets[r]] -= scale * (1.0f - eps - eps_i);
     }

@@ -121,9 +121,12 @@ typedef struct {
 
 /* Label-smoothed cross entropy as fairseq defines it: the target gets
  * 1 - eps, every other class eps / (V - 1). Rows whose target is pad are
- * ignored. Saves lse (N), the log-sum-exp of each row of logits (N, V). */
-xent_result xent_forward(float *lse, const float *logits, const int *targets, int pad,
-                         float eps, int N, int V);
+ * ignored. Saves lse (N), the log-sum-exp of each row of logits (N, V).
+ * When dlogits is not NULL it also receives, in the same pass, the
+ * gradient of the summed loss: softmax(logits) - smoothed target (zero on
+ * pad rows), i.e. xent_backward with scale 1. */
+xent_result xent_forward(float *lse, float *dlogits, const float *logits, const int *targets,
+                         int pad, float eps, int N, int V);
 /* dlogits (N, V) = scale * (softmax(logits) - smoothed target), zero on pad
  * rows. Overwrites (does not accumulate), and may alias logits. */
 void xent_backward(float *dlogits, const float *lse, const float *logits,

@@ -17,6 +17,13 @@
 
 #include <cjson/cJSON.h>
 
+/* x (n) = 0, on every thread: backward buffers are large and zeroed often. */
+static void zero_floats(float *x, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += 4096)
+        memset(x + i, 0, (n - i < 4096 ? n - i : 4096) * sizeof *x);
+}
+
 /* ================================================================ config */
 
 model_config model_config_default(void) {
@@ -349,8 +356,8 @@ mmt_model *model_create(const model_config *cfg) {
     build_table(m);
     m->params = mmt_aligned(m->nparams * sizeof(float));
     m->grads = mmt_aligned(m->nparams * sizeof(float));
-    memset(m->params, 0, m->nparams * sizeof(float));
-    memset(m->grads, 0, m->nparams * sizeof(float));
+    zero_floats(m->params, m->nparams);
+    zero_floats(m->grads, m->nparams);
     init_params(m);
     m->pe = mmt_malloc((size_t)cfg->max_positions * cfg->D * sizeof *m->pe);
     positions_init(m->pe, cfg->max_positions, cfg->D);
@@ -386,7 +393,7 @@ const param_tensor *model_tensor(const mmt_model *m, int i) { return &m->tensors
 size_t model_num_params(const mmt_model *m) { return m->nparams; }
 float *model_params(mmt_model *m) { return m->params; }
 float *model_grads(mmt_model *m) { return m->grads; }
-void model_zero_grads(mmt_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
+void model_zero_grads(mmt_model *m) { zero_floats(m->grads, m->nparams); }
 
 const param_tensor *model_find_tensor(const mmt_model *m, const char *name) {
     for (int i = 0; i < m->ntensors; i++)
@@ -506,6 +513,7 @@ const float *model_logits(const mmt_model *m) { return m->logits; }
 
 /* ========================================================= sublayer glue */
 
+
 /* Dropout seed of a site: kind 0 encoder, 1 decoder, 2 embeddings. */
 static uint64_t seed_of(const mmt_model *m, int kind, int layer, int site) {
     return dropout_seed(m->cfg.seed, m->step, ((uint64_t)kind << 32) | ((uint64_t)layer << 8) | site);
@@ -554,16 +562,16 @@ static void sub_out_backward(mmt_model *m, sub_acts *s, float *dx, const float *
     float c = penal ? m->cfg.tau * m->grad_scale : 0.0f;
     const float *dsum = dy; /* gradient reaching x + z */
     if (!m->cfg.pre_norm) {
-        memset(m->dr, 0, n * sizeof(float));
+        zero_floats(m->dr, n);
         layernorm_backward(m->dr, m->grads + g, m->grads + b, dy, s->mean, s->rstd, s->r,
                            m->params + g, N, D);
         dsum = m->dr;
     }
     /* penal connection: the branch gets dsum + c z (or + c a before dropout) */
     int before = m->cfg.penal_before_dropout && s->z != s->a;
-    memset(m->dz, 0, n * sizeof(float));
+    zero_floats(m->dz, n);
     residual_backward(dx, m->dz, dsum, s->z, before ? 0.0f : c, pad, N, D);
-    memset(m->dA, 0, n * sizeof(float));
+    zero_floats(m->dA, n);
     if (s->z != s->a)
         dropout_backward(m->dA, m->dz, n, p, seed);
     else
@@ -617,15 +625,15 @@ static void self_attn_backward(mmt_model *m, sub_acts *s, const float *qkv, cons
     sub_out_backward(m, s, dx, dy, w->g, w->b, N, seed, penal, pad);
 
     /* out projection, attention, then the fused q, k, v projection */
-    memset(m->dctx, 0, (size_t)N * D * sizeof(float));
+    zero_floats(m->dctx, (size_t)N * D);
     linear_backward(m->dctx, D, G + w->out_w, G + w->out_b, m->dA, D, ctx, D, P + w->out_w, N,
                     D, D);
-    memset(m->dqkv, 0, (size_t)N * 3 * D * sizeof(float));
+    zero_floats(m->dqkv, (size_t)N * 3 * D);
     attn_dims ad = dims_of(m, T, T, 3 * D, 3 * D, causal, seed + 1);
     attention_backward(m->dqkv, m->dqkv + D, m->dqkv + 2 * D, m->dctx, probs, qkv, qkv + D,
                        qkv + 2 * D, pad, &ad);
     float *din = m->cfg.pre_norm ? m->dh : dx;
-    if (m->cfg.pre_norm) memset(m->dh, 0, (size_t)N * D * sizeof(float));
+    if (m->cfg.pre_norm) zero_floats(m->dh, (size_t)N * D);
     linear_backward(din, D, G + w->qkv_w, G + w->qkv_b, m->dqkv, 3 * D,
                     m->cfg.pre_norm ? s->h : x, D, P + w->qkv_w, N, D, 3 * D);
     sub_in_backward(m, s, dx, m->dh, x, w->g, w->b, N);
@@ -654,20 +662,20 @@ static void ffn_backward(mmt_model *m, sub_acts *s, const float *hid, const floa
     sub_out_backward(m, s, dx, dy, w->g, w->b, N, seed, penal, pad);
 
     /* fc2, activation dropout, relu, fc1 */
-    memset(m->dhid, 0, nf * sizeof(float));
+    zero_floats(m->dhid, nf);
     linear_backward(m->dhid, F, G + w->fc2_w, G + w->fc2_b, m->dA, D, hid_d, F, P + w->fc2_w,
                     N, F, D);
     float *dact = m->dhid;
     if (hid_d != hid) {
-        memset(m->dhid2, 0, nf * sizeof(float));
+        zero_floats(m->dhid2, nf);
         dropout_backward(m->dhid2, m->dhid, nf, drop_p(m, m->cfg.act_dropout), seed + 1);
         dact = m->dhid2;
     }
     float *dpre = dact == m->dhid ? m->dhid2 : m->dhid;
-    memset(dpre, 0, nf * sizeof(float));
+    zero_floats(dpre, nf);
     relu_backward(dpre, dact, hid, nf);
     float *din = m->cfg.pre_norm ? m->dh : dx;
-    if (m->cfg.pre_norm) memset(m->dh, 0, (size_t)N * D * sizeof(float));
+    if (m->cfg.pre_norm) zero_floats(m->dh, (size_t)N * D);
     linear_backward(din, D, G + w->fc1_w, G + w->fc1_b, dpre, F, m->cfg.pre_norm ? s->h : x, D,
                     P + w->fc1_w, N, D, F);
     sub_in_backward(m, s, dx, m->dh, x, w->g, w->b, N);
@@ -698,19 +706,19 @@ static void cross_attn_backward(mmt_model *m, dec_acts *A, float *dx, const floa
     sub_out_backward(m, &A->ca, dx, dy, w->n2_g, w->n2_b, Nt, seed, penal, m->tgt_pad);
 
     /* out projection, attention, then the q and the fused k, v projections */
-    memset(m->dctx, 0, (size_t)Nt * D * sizeof(float));
+    zero_floats(m->dctx, (size_t)Nt * D);
     linear_backward(m->dctx, D, G + w->cout_w, G + w->cout_b, m->dA, D, A->ca_ctx, D,
                     P + w->cout_w, Nt, D, D);
     float *dq = m->dqkv;
-    memset(dq, 0, (size_t)Nt * D * sizeof(float));
-    memset(m->dkv, 0, (size_t)Ns * 2 * D * sizeof(float));
+    zero_floats(dq, (size_t)Nt * D);
+    zero_floats(m->dkv, (size_t)Ns * 2 * D);
     attn_dims ad = dims_of(m, m->T, m->S, D, 2 * D, 0, seed + 1);
     attention_backward(dq, m->dkv, m->dkv + D, m->dctx, A->ca_probs, A->q, A->kv, A->kv + D,
                        m->src_pad, &ad);
     linear_backward(m->denc, D, G + w->kv_w, G + w->kv_b, m->dkv, 2 * D, enc, D, P + w->kv_w,
                     Ns, D, 2 * D);
     float *din = m->cfg.pre_norm ? m->dh : dx;
-    if (m->cfg.pre_norm) memset(m->dh, 0, (size_t)Nt * D * sizeof(float));
+    if (m->cfg.pre_norm) zero_floats(m->dh, (size_t)Nt * D);
     linear_backward(din, D, G + w->q_w, G + w->q_b, dq, D, m->cfg.pre_norm ? A->ca.h : x, D,
                     P + w->q_w, Nt, D, D);
     sub_in_backward(m, &A->ca, dx, m->dh, x, w->n2_g, w->n2_b, Nt);
@@ -798,8 +806,15 @@ xent_result model_forward(mmt_model *m, const mmt_batch *bt, int train, uint64_t
 
     /* output projection (tied to the embeddings) and the loss */
     linear_forward(m->logits, c->V, m->dec_out, D, E, NULL, Nt, D, c->V);
-    return xent_forward(m->lse, m->logits, bt->tgt_out, c->pad_id, c->label_smoothing, Nt,
-                        c->V);
+    /* in training the loss's gradient comes in the same pass, unscaled */
+    return xent_forward(m->lse, train ? m->dlogits : NULL, m->logits, bt->tgt_out, c->pad_id,
+                        c->label_smoothing, Nt, c->V);
+}
+
+/* x (n) *= s */
+static void grad_scale_buf(float *x, size_t n, float s) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
 /* Swap the two gradient buffers and zero the new output. */
@@ -807,7 +822,7 @@ static void flip(float **dy, float **dx, size_t n) {
     float *t = *dy;
     *dy = *dx;
     *dx = t;
-    memset(*dx, 0, n * sizeof(float));
+    zero_floats(*dx, n);
 }
 
 void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
@@ -819,27 +834,31 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
     float *dy = m->g0, *dx = m->g1;
 
     /* loss and output projection */
-    xent_backward(m->dlogits, m->lse, m->logits, bt->tgt_out, c->pad_id, c->label_smoothing,
-                  grad_scale, Nt, c->V);
-    memset(dy, 0, (size_t)Nt * D * sizeof(float));
+    if (m->train) {
+        if (grad_scale != 1.0f) grad_scale_buf(m->dlogits, (size_t)Nt * c->V, grad_scale);
+    } else {
+        xent_backward(m->dlogits, m->lse, m->logits, bt->tgt_out, c->pad_id, c->label_smoothing,
+                      grad_scale, Nt, c->V);
+    }
+    zero_floats(dy, (size_t)Nt * D);
     linear_backward(dy, D, G + m->embed, NULL, m->dlogits, c->V, m->dec_out, D, P + m->embed,
                     Nt, D, c->V);
     const float *ylast = c->dec_layers ? m->da[c->dec_layers - 1].ff.y : m->tgt_emb;
     if (c->pre_norm) {
-        memset(dx, 0, (size_t)Nt * D * sizeof(float));
+        zero_floats(dx, (size_t)Nt * D);
         layernorm_backward(dx, G + m->dec_norm_g, G + m->dec_norm_b, dy, m->dec_fin.mean,
                            m->dec_fin.rstd, ylast, P + m->dec_norm_g, Nt, D);
         flip(&dy, &dx, 0);
     }
 
     /* decoder layers, last to first; each sublayer maps dy to dx */
-    memset(m->denc, 0, (size_t)Ns * D * sizeof(float));
+    zero_floats(m->denc, (size_t)Ns * D);
     for (int l = c->dec_layers - 1; l >= 0; l--) {
         dec_acts *A = &m->da[l];
         const float *x = l ? m->da[l - 1].ff.y : m->tgt_emb;
         self_off so = dec_self(&m->dec[l]);
         ffn_off fo = dec_ffn(&m->dec[l]);
-        memset(dx, 0, (size_t)Nt * D * sizeof(float));
+        zero_floats(dx, (size_t)Nt * D);
         ffn_backward(m, &A->ff, A->hid, A->hid_d, dx, dy, A->ca.y, &fo, Nt,
                      seed_of(m, 1, l, SITE_FFN), c->penal_mask & PENAL_DEC_FFN, m->tgt_pad);
         flip(&dy, &dx, (size_t)Nt * D);
@@ -851,14 +870,14 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
         flip(&dy, &dx, (size_t)Nt * D);
     }
     /* target embeddings: through their dropout */
-    memset(dx, 0, (size_t)Nt * D * sizeof(float));
+    zero_floats(dx, (size_t)Nt * D);
     dropout_backward(dx, dy, (long)Nt * D, drop_p(m, c->dropout), seed_of(m, 2, 0, 1));
     embedding_backward(G + m->embed, dx, bt->tgt_in, c->pad_id, B, T, D);
 
     /* encoder: final norm (pre-norm), then layers, last to first */
     const float *xlast = c->enc_layers ? m->ea[c->enc_layers - 1].ff.y : m->src_emb;
     if (c->pre_norm) {
-        memset(dy, 0, (size_t)Ns * D * sizeof(float));
+        zero_floats(dy, (size_t)Ns * D);
         layernorm_backward(dy, G + m->enc_norm_g, G + m->enc_norm_b, m->denc, m->enc_fin.mean,
                            m->enc_fin.rstd, xlast, P + m->enc_norm_g, Ns, D);
     } else {
@@ -869,7 +888,7 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
         const float *x = l ? m->ea[l - 1].ff.y : m->src_emb;
         self_off so = enc_self(&m->enc[l]);
         ffn_off fo = enc_ffn(&m->enc[l]);
-        memset(dx, 0, (size_t)Ns * D * sizeof(float));
+        zero_floats(dx, (size_t)Ns * D);
         ffn_backward(m, &A->ff, A->hid, A->hid_d, dx, dy, A->sa.y, &fo, Ns,
                      seed_of(m, 0, l, SITE_FFN), c->penal_mask & PENAL_ENC_FFN, m->src_pad);
         flip(&dy, &dx, (size_t)Ns * D);
@@ -878,7 +897,7 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
         flip(&dy, &dx, (size_t)Ns * D);
     }
     /* source embeddings */
-    memset(dx, 0, (size_t)Ns * D * sizeof(float));
+    zero_floats(dx, (size_t)Ns * D);
     dropout_backward(dx, dy, (long)Ns * D, drop_p(m, c->dropout), seed_of(m, 2, 0, 0));
     embedding_backward(G + m->embed, dx, bt->src, c->pad_id, B, S, D);
 }

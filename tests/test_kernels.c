@@ -610,7 +610,8 @@ typedef struct {
 
 static double xent_loss(void *p) {
     xent_ctx *c = p;
-    xent_result res = xent_forward(c->lse, c->logits, c->targets, c->pad, c->eps, c->N, c->V);
+    xent_result res =
+        xent_forward(c->lse, NULL, c->logits, c->targets, c->pad, c->eps, c->N, c->V);
     return c->scale * res.loss;
 }
 
@@ -638,7 +639,7 @@ static void test_xent_case(gc_rng *g, float eps) {
         ref_nll -= x[targets[row]] - ref_lse[row];
         ref_ntok++;
     }
-    xent_result res = xent_forward(lse, logits, targets, PAD, eps, N, V);
+    xent_result res = xent_forward(lse, NULL, logits, targets, PAD, eps, N, V);
     for (int row = 0; row < N; row++) got_lse[row] = lse[row];
     snprintf(what, sizeof what, "xent eps=%g lse vs double (atol 1e-6, rtol 1e-6)", eps);
     check_close_d(what, got_lse, ref_lse, N, 1e-6, 1e-6);
@@ -661,10 +662,20 @@ static void test_xent_case(gc_rng *g, float eps) {
     /* dlogits may alias logits */
     float inplace[N * V];
     memcpy(inplace, logits, sizeof inplace);
-    xent_forward(lse, logits, targets, PAD, eps, N, V);
+    xent_forward(lse, NULL, logits, targets, PAD, eps, N, V);
     xent_backward(inplace, lse, inplace, targets, PAD, eps, scale, N, V);
     CHECK(memcmp(inplace, dlogits, sizeof inplace) == 0,
           "xent eps=%g backward in place (dlogits == logits) gives the same bits", eps);
+
+    /* the fused gradient of xent_forward is the backward's with scale 1 */
+    float fused[N * V], unit[N * V];
+    xent_result r2 = xent_forward(lse, fused, logits, targets, PAD, eps, N, V);
+    xent_backward(unit, lse, logits, targets, PAD, eps, 1.0f, N, V);
+    snprintf(what, sizeof what, "xent eps=%g gradient fused into the forward equals the "
+             "backward's (atol 1e-7, rtol 1e-5)", eps);
+    check_close(what, fused, unit, N * V, 1e-7, 1e-5);
+    CHECK(r2.loss == res.loss && r2.nll == res.nll && r2.ntokens == res.ntokens,
+          "xent eps=%g the fused forward reports the same loss", eps);
 }
 
 static void test_xent(gc_rng *g) {

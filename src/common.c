@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <omp.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -150,6 +151,32 @@ void mmt_set_ftz(void) {
 
 void openblas_set_num_threads(int n);
 char *openblas_get_corename(void);
+
+/* The kernels OpenBLAS should use on this CPU when it fell back to generic
+ * ones; NULL when it did not or there is nothing better. */
+static const char *blas_better_core(void) {
+    const char *core = openblas_get_corename();
+    static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington",
+                                          "Nehalem", "Atom", "Katmai", "Coppermine"};
+    int is_generic = 0;
+    for (size_t i = 0; core && i < sizeof generic / sizeof generic[0]; i++)
+        is_generic |= !strcmp(core, generic[i]);
+#if defined(__x86_64__)
+    if (is_generic && __builtin_cpu_supports("avx512f")) return "SkylakeX";
+    if (is_generic && __builtin_cpu_supports("avx2")) return "Haswell";
+#endif
+    return NULL;
+}
+
+void mmt_blas_reexec(char **argv) {
+    const char *autoset = getenv("MMT_BLAS_AUTO");
+    if (getenv("OPENBLAS_CORETYPE") || (autoset && !strcmp(autoset, "0"))) return;
+    const char *want = blas_better_core();
+    if (!want) return;
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on as we are */
+}
 
 void mmt_blas_check(void) {
     static int done;

@@ -89,6 +89,13 @@ void mmt_set_ftz(void);
  * OPENBLAS_CORETYPE then selects the right kernels. */
 void mmt_blas_check(void);
 
+/* Programs call this first thing in main: when OPENBLAS_CORETYPE is unset
+ * and OpenBLAS fell back to generic kernels on a CPU with AVX-512 or AVX2,
+ * set OPENBLAS_CORETYPE (SkylakeX or Haswell) and re-execute the program,
+ * since OpenBLAS reads it only when it loads. An OPENBLAS_CORETYPE already
+ * set is left as it is; MMT_BLAS_AUTO=0 turns this off. */
+void mmt_blas_reexec(char **argv);
+
 /* Threads for OpenMP and OpenBLAS together; n <= 0 keeps the default. */
 void mmt_set_threads(int n);
 int mmt_get_threads(void);

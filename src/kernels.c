@@ -21,22 +21,102 @@ uint64_t dropout_seed(uint64_t base, uint64_t step, uint64_t slot) {
     return z ^ (z >> 33);
 }
 
+/* m[k] = scale or 0 for elements i0 .. i0 + n - 1 (i0 a multiple of 4): one
+ * hash per four elements. */
+static void dropout_scales(float *m, uint64_t seed, long i0, long n, float p) {
+    enum { MAXB = 1024 / 4 };
+    const uint32_t thr = dropout_threshold(p);
+    const float scale = 1.0f / (1.0f - p);
+    for (long k0 = 0; k0 < n; k0 += 4 * MAXB) {
+        uint64_t hs[MAXB];
+        const long len = n - k0 < 4 * MAXB ? n - k0 : 4 * MAXB, nb = (len + 3) / 4;
+        const uint64_t b0 = (uint64_t)(i0 + k0) >> 2;
+#pragma omp simd
+        for (long b = 0; b < nb; b++) hs[b] = dropout_hash(seed, b0 + b);
+#pragma omp simd
+        for (long k = 0; k < len; k++) {
+            uint32_t bits = (uint32_t)(hs[k >> 2] >> (16 * (k & 3))) & 0xFFFFu;
+            m[k0 + k] = bits >= thr ? scale : 0.0f;
+        }
+    }
+}
+
+/* Chunks of elements handled by one thread at a time (a multiple of 4). */
+enum { DROP_CHUNK = 1024 };
+
 void dropout_forward(float *out, const float *inp, long n, float p, uint64_t seed) {
     if (p <= 0.0f) {
         if (out != inp) memcpy(out, inp, (size_t)n * sizeof *out);
         return;
     }
-    const float scale = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; i++)
-        out[i] = dropout_keep(seed, (uint64_t)i, p) ? inp[i] * scale : 0.0f;
+    for (long c = 0; c < n; c += DROP_CHUNK) {
+        float m[DROP_CHUNK];
+        long len = n - c < DROP_CHUNK ? n - c : DROP_CHUNK;
+        dropout_scales(m, seed, c, len, p);
+#pragma omp simd
+        for (long k = 0; k < len; k++) out[c + k] = m[k] != 0.0f ? inp[c + k] * m[k] : 0.0f;
+    }
 }
 
 void dropout_backward(float *dinp, const float *dout, long n, float p, uint64_t seed) {
-    const float scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+    if (p <= 0.0f) {
 #pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; i++)
-        if (p <= 0.0f || dropout_keep(seed, (uint64_t)i, p)) dinp[i] += dout[i] * scale;
+        for (long i = 0; i < n; i++) dinp[i] += dout[i];
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < n; c += DROP_CHUNK) {
+        float m[DROP_CHUNK];
+        long len = n - c < DROP_CHUNK ? n - c : DROP_CHUNK;
+        dropout_scales(m, seed, c, len, p);
+#pragma omp simd
+        for (long k = 0; k < len; k++)
+            dinp[c + k] = m[k] != 0.0f ? dinp[c + k] + dout[c + k] * m[k] : dinp[c + k];
+    }
+}
+
+void dropout_residual_forward(float *y, float *z, const float *x, const float *a, float p,
+                              uint64_t seed, int N, int D) {
+    const long n = (long)N * D;
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < n; c += DROP_CHUNK) {
+        float m[DROP_CHUNK];
+        long len = n - c < DROP_CHUNK ? n - c : DROP_CHUNK;
+        if (p > 0.0f)
+            dropout_scales(m, seed, c, len, p);
+        else
+            for (long k = 0; k < len; k++) m[k] = 1.0f;
+#pragma omp simd
+        for (long k = 0; k < len; k++) {
+            z[c + k] = m[k] != 0.0f ? a[c + k] * m[k] : 0.0f;
+            y[c + k] = x[c + k] + z[c + k];
+        }
+    }
+}
+
+void dropout_residual_backward(float *dx, float *da, const float *dy, const float *z, float c,
+                               const uint8_t *row_pad, float p, uint64_t seed, int N, int D) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const long o = (long)r * D;
+        const float cr = (row_pad && row_pad[r]) ? 0.0f : c;
+        float m[D];
+        if (p > 0.0f && o % 4 == 0) {
+            dropout_scales(m, seed, o, D, p);
+        } else {
+            for (int i = 0; i < D; i++)
+                m[i] = p > 0.0f ? (dropout_keep(seed, (uint64_t)(o + i), p) ? 1.0f / (1.0f - p)
+                                                                             : 0.0f)
+                                : 1.0f;
+        }
+#pragma omp simd
+        for (int i = 0; i < D; i++) {
+            dx[o + i] += dy[o + i];
+            float v = cr != 0.0f ? dy[o + i] + cr * z[o + i] : dy[o + i];
+            da[o + i] = m[i] != 0.0f ? 0.0f + v * m[i] : 0.0f;
+        }
+    }
 }
 
 /* ============================================================== embedding */

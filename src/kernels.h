@@ -23,13 +23,24 @@
 
 /* --------------------------------------------------------------- dropout */
 
-/* True when element i of a dropout with drop probability p and seed s is kept. */
-static inline int dropout_keep(uint64_t seed, uint64_t i, float p) {
-    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+/* One 64-bit hash serves four consecutive elements, 16 bits each: element i
+ * of a dropout with drop probability p and seed s is kept when its 16 bits
+ * are at least round(p * 65536). */
+static inline uint64_t dropout_hash(uint64_t seed, uint64_t block) {
+    uint64_t z = seed + (block + 1) * 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (float)(z >> 40) * (1.0f / 16777216.0f) >= p;
+    return z ^ (z >> 31);
+}
+
+static inline uint32_t dropout_threshold(float p) {
+    return (uint32_t)(p * 65536.0f + 0.5f);
+}
+
+/* True when element i of a dropout with drop probability p and seed s is kept. */
+static inline int dropout_keep(uint64_t seed, uint64_t i, float p) {
+    uint32_t bits = (uint32_t)(dropout_hash(seed, i >> 2) >> (16 * (i & 3))) & 0xFFFFu;
+    return bits >= dropout_threshold(p);
 }
 
 /* Mix a base seed with a step and a slot into a fresh dropout seed. */
@@ -38,6 +49,18 @@ uint64_t dropout_seed(uint64_t base, uint64_t step, uint64_t slot);
 /* out (n) = inp * keep / (1 - p); in place allowed. p = 0 copies. */
 void dropout_forward(float *out, const float *inp, long n, float p, uint64_t seed);
 void dropout_backward(float *dinp, const float *dout, long n, float p, uint64_t seed);
+
+/* The dropout of a residual branch and the residual add in one pass:
+ * z (n) = dropout(a), y (n) = x + z; the same as dropout_forward then
+ * residual_forward, bit for bit. */
+void dropout_residual_forward(float *y, float *z, const float *x, const float *a, float p,
+                              uint64_t seed, int N, int D);
+/* Its backward with the penal connection on z: dx += dy; da = dropout'(dy
+ * + c z) on rows that are not padding, dropout'(dy) on padding rows. da is
+ * OVERWRITTEN. The same as residual_backward into a zeroed dz, then
+ * dropout_backward into a zeroed da, bit for bit. */
+void dropout_residual_backward(float *dx, float *da, const float *dy, const float *z, float c,
+                               const uint8_t *row_pad, float p, uint64_t seed, int N, int D);
 
 /* ------------------------------------------------------------- embedding */
 

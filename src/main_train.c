@@ -26,6 +26,7 @@ static const char usage[] =
     "_epochN and _avg (.safetensors)\n";
 
 int main(int argc, char **argv) {
+    mmt_blas_reexec(argv);
     train_args a = {0};
     const char **sets = calloc(argc, sizeof *sets);
     for (int i = 1; i < argc; i++) {

@@ -134,6 +134,7 @@ static long read_lines(FILE *f, char ***lines) {
 }
 
 int main(int argc, char **argv) {
+    mmt_blas_reexec(argv);
     args a = parse(argc, argv);
     mmt_set_threads(a.threads);
     mmt_set_ftz();

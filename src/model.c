@@ -471,7 +471,6 @@ static size_t layout(mmt_model *m, float *base, int B, int S, int T) {
     m->g0 = take(&b, N * D);
     m->g1 = take(&b, N * D);
     m->dr = take(&b, N * D);
-    m->dz = take(&b, N * D);
     m->dA = take(&b, N * D);
     m->dh = take(&b, N * D);
     m->dctx = take(&b, N * D);
@@ -531,15 +530,14 @@ static const float *sub_in(mmt_model *m, sub_acts *s, const float *x, size_t g, 
 /* From the branch output s->a: z = dropout(a), then the residual (and norm). */
 static void sub_out(mmt_model *m, sub_acts *s, const float *x, size_t g, size_t b, int N,
                     uint64_t seed) {
-    long n = (long)N * m->cfg.D;
-    if (s->z != s->a) dropout_forward(s->z, s->a, n, drop_p(m, m->cfg.dropout), seed);
-    if (m->cfg.pre_norm) {
-        residual_forward(s->y, x, s->z, n);
-    } else {
-        residual_forward(s->r, x, s->z, n);
-        layernorm_forward(s->y, s->mean, s->rstd, s->r, m->params + g, m->params + b, N,
-                          m->cfg.D);
-    }
+    const int D = m->cfg.D;
+    float *sum = m->cfg.pre_norm ? s->y : s->r;
+    if (s->z != s->a)
+        dropout_residual_forward(sum, s->z, x, s->a, drop_p(m, m->cfg.dropout), seed, N, D);
+    else
+        residual_forward(sum, x, s->a, (long)N * D);
+    if (!m->cfg.pre_norm)
+        layernorm_forward(s->y, s->mean, s->rstd, s->r, m->params + g, m->params + b, N, D);
 }
 
 /* da += c * a on rows that are not padding (the penal term taken before dropout). */
@@ -569,13 +567,12 @@ static void sub_out_backward(mmt_model *m, sub_acts *s, float *dx, const float *
     }
     /* penal connection: the branch gets dsum + c z (or + c a before dropout) */
     int before = m->cfg.penal_before_dropout && s->z != s->a;
-    zero_floats(m->dz, n);
-    residual_backward(dx, m->dz, dsum, s->z, before ? 0.0f : c, pad, N, D);
-    zero_floats(m->dA, n);
-    if (s->z != s->a)
-        dropout_backward(m->dA, m->dz, n, p, seed);
-    else
-        memcpy(m->dA, m->dz, n * sizeof(float));
+    if (s->z != s->a) {
+        dropout_residual_backward(dx, m->dA, dsum, s->z, before ? 0.0f : c, pad, p, seed, N, D);
+    } else {
+        zero_floats(m->dA, n);
+        residual_backward(dx, m->dA, dsum, s->z, c, pad, N, D);
+    }
     if (before && c != 0.0f) penal_add(m->dA, s->a, c, pad, N, D);
 }
 

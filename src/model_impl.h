@@ -78,7 +78,7 @@ struct mmt_model {
     float *dec_out;             /* (Nt, D) */
     float *logits, *lse, *dlogits; /* (Nt, V) (Nt) (Nt, V) */
     /* backward scratch */
-    float *g0, *g1, *dr, *dz, *dA, *dh, *dctx, *dqkv, *dhid, *dhid2, *denc, *dkv;
+    float *g0, *g1, *dr, *dA, *dh, *dctx, *dqkv, *dhid, *dhid2, *denc, *dkv;
 };
 
 /* Run the encoder alone (no dropout) on src (B, S); the output (B*S, D)

@@ -699,6 +699,41 @@ static void test_fast_expf(void) {
 
 /* ================================================================== suite */
 
+/* ================================================ fused dropout, residual */
+
+/* The fused kernels equal the composition of the kernels they replace, bit
+ * for bit (so their gradients are those checked above). */
+static void test_dropout_residual(gc_rng *g) {
+    enum { N = 7, D = 12, NN = N * D };
+    float x[NN], a[NN], dy[NN], y1[NN], z1[NN], y2[NN], z2[NN];
+    float dx1[NN], dx2[NN], da1[NN], da2[NN], dz[NN];
+    const uint8_t pad[N] = {0, 0, 1, 0, 0, 1, 0};
+    gc_fill(g, x, NN, -1, 1);
+    gc_fill(g, a, NN, -1, 1);
+    gc_fill(g, dy, NN, -1, 1);
+    for (int k = 0; k < 2; k++) {
+        const float p = k ? 0.3f : 0.0f, c = 0.25f;
+        const uint64_t seed = 77;
+        dropout_forward(z1, a, NN, p, seed);
+        residual_forward(y1, x, z1, NN);
+        dropout_residual_forward(y2, z2, x, a, p, seed, N, D);
+        CHECK(!memcmp(y1, y2, sizeof y1) && !memcmp(z1, z2, sizeof z1),
+              "dropout_residual_forward (p %.1f) equals dropout then residual, bit for bit", p);
+
+        gc_fill(g, dx1, NN, -1, 1);
+        memcpy(dx2, dx1, sizeof dx1);
+        memset(dz, 0, sizeof dz);
+        memset(da1, 0, sizeof da1);
+        residual_backward(dx1, dz, dy, z1, c, pad, N, D);
+        dropout_backward(da1, dz, NN, p, seed);
+        for (int i = 0; i < NN; i++) da2[i] = 123.0f; /* overwritten */
+        dropout_residual_backward(dx2, da2, dy, z2, c, pad, p, seed, N, D);
+        CHECK(!memcmp(dx1, dx2, sizeof dx1) && !memcmp(da1, da2, sizeof da1),
+              "dropout_residual_backward (p %.1f, penal c %.2f, padded rows) equals residual "
+              "then dropout backward, bit for bit", p, c);
+    }
+}
+
 void suite_kernels(void) {
     gc_rng g = gc_rng_new(20240601);
     test_embedding(&g);
@@ -708,6 +743,7 @@ void suite_kernels(void) {
     test_dropout(&g);
     test_attention(&g);
     test_residual(&g);
+    test_dropout_residual(&g);
     test_xent(&g);
     test_fast_expf();
 }

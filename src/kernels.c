@@ -301,6 +301,33 @@ static inline float attn_keep(const attn_dims *a, uint64_t base, int j) {
     return dropout_keep(a->seed, base + j, a->dropout) ? 1.0f / (1.0f - a->dropout) : 0.0f;
 }
 
+/* out[j] = scale * sum_i x[i] * yt[i * ld + j] for 16 columns j: four
+ * independent sums over i, so additions do not wait on one another. */
+static inline __attribute__((always_inline)) void dot16(float *out, const float *x,
+                                                        const float *yt, int ld, const int n,
+                                                        float scale) {
+    float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
+        const float *y0 = yt + (size_t)i * ld, *y1 = y0 + ld, *y2 = y1 + ld, *y3 = y2 + ld;
+#pragma omp simd
+        for (int j = 0; j < 16; j++) {
+            a0[j] += x0 * y0[j];
+            a1[j] += x1 * y1[j];
+            a2[j] += x2 * y2[j];
+            a3[j] += x3 * y3[j];
+        }
+    }
+    for (; i < n; i++) {
+        const float xi = x[i], *yi = yt + (size_t)i * ld;
+#pragma omp simd
+        for (int j = 0; j < 16; j++) a0[j] += xi * yi[j];
+    }
+#pragma omp simd
+    for (int j = 0; j < 16; j++) out[j] = ((a0[j] + a1[j]) + (a2[j] + a3[j])) * scale;
+}
+
 /* One (b, h) block of the forward pass; dh is a compile-time constant in the
  * specialised copies below, so a query's context stays in registers. */
 static inline __attribute__((always_inline)) void
@@ -310,24 +337,19 @@ attn_fwd_block(float *ctx, float *probs, const float *q, const float *k, const f
     const int Tq = a->Tq, Tk = a->Tk, H = a->H, D = H * dh, Tkp = (Tk + 15) / 16 * 16;
     const float scale = 1.0f / sqrtf((float)dh);
     head_transpose(kt, Tkp, k, a->ldk, b, h, a);
+    float *kpad = keep + Tkp; /* 1 where the key is not padding */
+    for (int j = 0; j < Tkp; j++)
+        kpad[j] = j < Tk && !(key_pad && key_pad[(size_t)b * Tk + j]) ? 1.0f : 0.0f;
     for (int t = 0; t < Tq; t++) {
         const float *qt = q + (size_t)(b * Tq + t) * a->ldq + h * dh;
         float *p = probs + (((size_t)b * H + h) * Tq + t) * Tk;
         float *c = ctx + (size_t)(b * Tq + t) * D + h * dh;
         const int n = attn_visible(a, t);
-        for (int j = 0; j < Tkp; j++)
-            keep[j] = j < n && !(key_pad && key_pad[(size_t)b * Tk + j]) ? 1.0f : 0.0f;
-
-        /* scores = q k^T / sqrt(dh), 16 keys at a time in a register */
-        for (int j0 = 0; j0 < Tkp; j0 += 16) {
-            float acc[16] = {0};
-            for (int i = 0; i < dh; i++) {
-                const float qi = qt[i] * scale, *ki = kt + (size_t)i * Tkp + j0;
 #pragma omp simd
-                for (int j = 0; j < 16; j++) acc[j] += qi * ki[j];
-            }
-            for (int j = 0; j < 16; j++) s[j0 + j] = acc[j];
-        }
+        for (int j = 0; j < Tkp; j++) keep[j] = j < n ? kpad[j] : 0.0f;
+
+        /* scores = q k^T / sqrt(dh), 16 keys at a time */
+        for (int j0 = 0; j0 < Tkp; j0 += 16) dot16(s + j0, qt, kt + j0, Tkp, dh, scale);
 
         /* softmax over the visible keys; masked ones exactly 0 */
         float mx = -INFINITY, sum = 0.0f;
@@ -344,15 +366,23 @@ attn_fwd_block(float *ctx, float *probs, const float *q, const float *k, const f
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
         for (int j = 0; j < Tk; j++) p[j] = s[j] * inv;
 
-        /* ctx = dropout(probs) v */
-        for (int i = 0; i < dh; i++) c[i] = 0.0f;
+        /* ctx = dropout(probs) v, 16 columns at a time in a register */
         const uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
-        for (int j = 0; j < n; j++) {
-            const float w = p[j] * attn_keep(a, base, j);
-            if (w == 0.0f) continue;
-            const float *vj = v + (size_t)(b * Tk + j) * a->ldv + h * dh;
+        for (int j = 0; j < n; j++) s[j] = p[j] * attn_keep(a, base, j);
+        const float *vb = v + (size_t)b * Tk * a->ldv + h * dh;
+        for (int i0 = 0; i0 < dh; i0 += 16) {
+            float acc[16] = {0};
+            const int w16 = dh - i0 < 16 ? dh - i0 : 16;
+            for (int j = 0; j < n; j++) {
+                const float w = s[j], *vj = vb + (size_t)j * a->ldv + i0;
+                if (w16 == 16) {
 #pragma omp simd
-            for (int i = 0; i < dh; i++) c[i] += w * vj[i];
+                    for (int i = 0; i < 16; i++) acc[i] += w * vj[i];
+                } else {
+                    for (int i = 0; i < w16; i++) acc[i] += w * vj[i];
+                }
+            }
+            for (int i = 0; i < w16; i++) c[i0 + i] = acc[i];
         }
     }
 }
@@ -364,7 +394,7 @@ void attention_forward(float *ctx, float *probs, const float *q, const float *k,
 #pragma omp parallel
     {
         float *kt = mmt_malloc((size_t)dh * Tkp * sizeof *kt); /* (dh, Tkp) */
-        float *keep = mmt_malloc((size_t)Tkp * sizeof *keep);  /* 1 visible, 0 masked */
+        float *keep = mmt_malloc((size_t)2 * Tkp * sizeof *keep); /* (2, Tkp) masks */
         float *s = mmt_malloc((size_t)Tkp * sizeof *s);        /* one row of scores */
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
@@ -399,15 +429,7 @@ attn_bwd_block(float *dq, float *dk, float *dv, const float *dctx, const float *
         const uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
 
         /* through ctx = dropout(p) v: dp = dctx . v_j, dv_j += dropout(p_j) dctx */
-        for (int j0 = 0; j0 < Tkp; j0 += 16) {
-            float acc[16] = {0};
-            for (int i = 0; i < dh; i++) {
-                const float di = dc[i], *vi = vt + (size_t)i * Tkp + j0;
-#pragma omp simd
-                for (int j = 0; j < 16; j++) acc[j] += di * vi[j];
-            }
-            for (int j = 0; j < 16; j++) dp[j0 + j] = acc[j];
-        }
+        for (int j0 = 0; j0 < Tkp; j0 += 16) dot16(dp + j0, dc, vt + j0, Tkp, dh, 1.0f);
         float dot = 0.0f;
         for (int j = 0; j < n; j++) {
             const float keep = attn_keep(a, base, j), w = p[j] * keep;
@@ -419,21 +441,31 @@ attn_bwd_block(float *dq, float *dk, float *dv, const float *dctx, const float *
             for (int i = 0; i < dh; i++) dvj[i] += w * dc[i];
         }
 
-        /* softmax: ds = p (dp - sum p dp), then through q k^T / sqrt(dh) */
-        float acc[dh];
-        for (int i = 0; i < dh; i++) acc[i] = 0.0f;
+        /* softmax: ds = p (dp - sum p dp), then through q k^T / sqrt(dh):
+         * dk_j += ds_j q, and dq += sum_j ds_j k_j, 16 columns at a time */
+        for (int j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - dot) * scale;
         for (int j = 0; j < n; j++) {
-            const float ds = p[j] * (dp[j] - dot) * scale;
+            const float ds = dp[j];
             if (ds == 0.0f) continue;
-            const float *kj = k + (size_t)(b * Tk + j) * a->ldk + h * dh;
             float *dkj = dk + (size_t)(b * Tk + j) * a->ldk + h * dh;
 #pragma omp simd
-            for (int i = 0; i < dh; i++) {
-                acc[i] += ds * kj[i];
-                dkj[i] += ds * qt[i];
-            }
+            for (int i = 0; i < dh; i++) dkj[i] += ds * qt[i];
         }
-        for (int i = 0; i < dh; i++) dqt[i] += acc[i];
+        const float *kb = k + (size_t)b * Tk * a->ldk + h * dh;
+        for (int i0 = 0; i0 < dh; i0 += 16) {
+            float acc[16] = {0};
+            const int w16 = dh - i0 < 16 ? dh - i0 : 16;
+            for (int j = 0; j < n; j++) {
+                const float ds = dp[j], *kj = kb + (size_t)j * a->ldk + i0;
+                if (w16 == 16) {
+#pragma omp simd
+                    for (int i = 0; i < 16; i++) acc[i] += ds * kj[i];
+                } else {
+                    for (int i = 0; i < w16; i++) acc[i] += ds * kj[i];
+                }
+            }
+            for (int i = 0; i < w16; i++) dqt[i0 + i] += acc[i];
+        }
     }
 }
 

@@ -40,6 +40,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
 
 .PHONY: all test asan bench clean install deps check-deps fixtures run
+.SECONDARY:
 all: check-deps $(PROGRAMS:%=$(BUILD)/%)
 
 check-deps:
@@ -99,7 +100,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/mmt
 	install -m 755 $(PROGRAMS:%=$(BUILD)/%) $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(BUILD)/libmmt.a $(DESTDIR)$(PREFIX)/lib
-	install -m 644 src/*.h tokenizers/spm.h $(DESTDIR)$(PREFIX)/include/mmt
+	install -m 644 $(filter-out src/model_impl.h,$(wildcard src/*.h)) tokenizers/spm.h \
+	  $(DESTDIR)$(PREFIX)/include/mmt
 
 DEB_PACKAGES := build-essential libopenblas-openmp-dev libsentencepiece-dev sentencepiece \
   libpng-dev libcjson-dev zlib1g-dev

@@ -164,11 +164,14 @@ extern double kernels_gemm_seconds;
 
 /* ------------------------------------------------------------- helpers */
 
-/* Vectorisable exp for float, relative error below 2e-7 on [-87, 88]. */
+/* Vectorisable exp for float, relative error below 2e-7 on [-87, 88];
+ * below and above, the values at the ends; NaN gives NaN (so a diverged
+ * loss stays NaN). */
 static inline float fast_expf(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(x/ln2) */
-    float r = x - n * 0.693145752f - n * 1.42860677e-6f;
+    const int nan = x != x;
+    float c = nan ? 0.0f : (x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x));
+    float n = (c * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(c/ln2) */
+    float r = c - n * 0.693145752f - n * 1.42860677e-6f;
     float p = 1.0f / 5040 + r * (1.0f / 40320);
     p = 1.0f / 720 + r * p;
     p = 1.0f / 120 + r * p;
@@ -177,9 +180,9 @@ static inline float fast_expf(float x) {
     p = 0.5f + r * p;
     p = 1.0f + r * p;
     p = 1.0f + r * p;
-    union { float f; int32_t i; } s;
-    s.i = ((int32_t)n + 127) << 23;
-    return p * s.f;
+    union { float f; uint32_t i; } s;
+    s.i = (uint32_t)((int32_t)n + 127) << 23;
+    return nan ? x : p * s.f;
 }
 
 #endif

@@ -246,20 +246,14 @@ void linear_backward(float *dinp, int ld_dinp, float *dw, float *db, const float
     if (dw)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, K, N, 1.0f, dout, ld_dout,
                     inp, ld_inp, 1.0f, dw, K);
-    if (kernels_timing) kernels_gemm_seconds += mmt_now() - t0;
     if (db) {
-        /* column sums: each thread owns a slice of the columns */
-#pragma omp parallel for schedule(static)
-        for (int c0 = 0; c0 < M; c0 += 64) {
-            int c1 = c0 + 64 < M ? c0 + 64 : M;
-            float acc[64] = {0};
-            for (int r = 0; r < N; r++) {
-                const float *d = dout + (size_t)r * ld_dout;
-                for (int c = c0; c < c1; c++) acc[c - c0] += d[c];
-            }
-            for (int c = c0; c < c1; c++) db[c] += acc[c - c0];
-        }
+        /* column sums, as the product dout^T 1 */
+        float *ones = mmt_malloc((size_t)N * sizeof *ones);
+        for (int r = 0; r < N; r++) ones[r] = 1.0f;
+        cblas_sgemv(CblasRowMajor, CblasTrans, N, M, 1.0f, dout, ld_dout, ones, 1, 1.0f, db, 1);
+        free(ones);
     }
+    if (kernels_timing) kernels_gemm_seconds += mmt_now() - t0;
 }
 
 /* =================================================================== relu */

@@ -158,7 +158,8 @@ void xent_backward(float *dlogits, const float *lse, const float *logits,
 /* ------------------------------------------------------- instrumentation */
 
 /* When kernels_timing is set, linear_forward/backward add the seconds spent
- * in sgemm to kernels_gemm_seconds (benchmarks split a step this way). */
+ * in OpenBLAS (sgemm, and the sgemv of the bias gradient) to
+ * kernels_gemm_seconds (benchmarks split a step this way). */
 extern int kernels_timing;
 extern double kernels_gemm_seconds;
 

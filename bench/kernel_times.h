@@ -26,7 +26,8 @@
 enum {
     KT_DROPOUT_F, KT_DROPOUT_B, KT_EMBED_F, KT_EMBED_B, KT_LN_F, KT_LN_B,
     KT_LINEAR_F, KT_LINEAR_B, KT_RELU_F, KT_RELU_B, KT_ATTN_F, KT_ATTN_B,
-    KT_RESID_F, KT_RESID_B, KT_XENT_F, KT_XENT_B, KT_MEMSET, KT_MEMCPY, KT_COUNT
+    KT_RESID_F, KT_RESID_B, KT_XENT_F, KT_XENT_B, KT_MEMSET, KT_MEMCPY, KT_XENT_EXP,
+    KT_DROPRES_F, KT_DROPRES_B, KT_COUNT
 };
 
 static const char *const kt_names[KT_COUNT] = {
@@ -34,7 +35,8 @@ static const char *const kt_names[KT_COUNT] = {
     "layernorm_forward", "layernorm_backward", "linear_forward (bias copy)",
     "linear_backward (bias sums)", "relu_forward", "relu_backward", "attention_forward",
     "attention_backward", "residual_forward", "residual_backward", "xent_forward",
-    "xent_backward", "memset in model.c", "memcpy in model.c",
+    "xent_backward", "memset in model.c", "memcpy in model.c", "xent_forward_exp",
+    "dropout_residual_forward", "dropout_residual_backward",
 };
 
 static double kt_seconds[KT_COUNT];
@@ -250,6 +252,36 @@ static void kernel_times_print(FILE *f, int steps, double step_s, double gemm_s)
     double rest = step_s - gemm_s - total;
     fprintf(f, "  %-34s %9.1f %7.1f%%\n", "rest (model.c's own code)", 1e3 * rest,
             100.0 * rest / step_s);
+}
+
+xent_result __real_xent_forward_exp(float *lse, float *expz, float *rinv, const float *logits,
+                                    const int *targets, int pad, float eps, int N, int V);
+xent_result __wrap_xent_forward_exp(float *lse, float *expz, float *rinv, const float *logits,
+                                    const int *targets, int pad, float eps, int N, int V) {
+    KT_BEGIN();
+    xent_result r = __real_xent_forward_exp(lse, expz, rinv, logits, targets, pad, eps, N, V);
+    KT_END(KT_XENT_EXP);
+    return r;
+}
+
+void __real_dropout_residual_forward(float *y, float *z, const float *x, const float *a, float p,
+                                     uint64_t seed, int N, int D);
+void __wrap_dropout_residual_forward(float *y, float *z, const float *x, const float *a, float p,
+                                     uint64_t seed, int N, int D) {
+    KT_BEGIN();
+    __real_dropout_residual_forward(y, z, x, a, p, seed, N, D);
+    KT_END(KT_DROPRES_F);
+}
+
+void __real_dropout_residual_backward(float *dx, float *da, const float *dy, const float *z,
+                                      float c, const uint8_t *row_pad, float p, uint64_t seed,
+                                      int N, int D);
+void __wrap_dropout_residual_backward(float *dx, float *da, const float *dy, const float *z,
+                                      float c, const uint8_t *row_pad, float p, uint64_t seed,
+                                      int N, int D) {
+    KT_BEGIN();
+    __real_dropout_residual_backward(dx, da, dy, z, c, row_pad, p, seed, N, D);
+    KT_END(KT_DROPRES_B);
 }
 
 #endif

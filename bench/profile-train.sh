@@ -25,7 +25,8 @@ wrap=
 for k in dropout_forward dropout_backward embedding_forward embedding_backward \
          layernorm_forward layernorm_backward linear_forward linear_backward \
          relu_forward relu_backward attention_forward attention_backward \
-         residual_forward residual_backward xent_forward xent_backward memset memcpy; do
+         residual_forward residual_backward xent_forward xent_backward memset memcpy \
+         xent_forward_exp dropout_residual_forward dropout_residual_backward; do
     wrap="$wrap,--wrap=$k"
 done
 make -s BUILD="$BUILD" CFLAGS=-DBENCH_KERNEL_TIMES LDLIBS="-Wl$wrap" "$BUILD/bench-train" >&2

@@ -583,6 +583,55 @@ xent_result xent_forward(float *lse, float *dlogits, const float *logits, const 
     return res;
 }
 
+xent_result xent_forward_exp(float *lse, float *expz, float *rinv, const float *logits,
+                             const int *targets, int pad, float eps, int N, int V) {
+    const float eps_i = V > 1 ? eps / (V - 1) : 0.0f;
+    int nt = omp_get_max_threads();
+    double *part = mmt_calloc((size_t)nt * 3, sizeof *part);
+#pragma omp parallel num_threads(nt)
+    {
+        double *acc = part + 3 * omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int r = 0; r < N; r++) {
+            const float *x = logits + (size_t)r * V;
+            float *e = expz + (size_t)r * V;
+            const int y = targets[r];
+            if (y == pad) {
+                memset(e, 0, (size_t)V * sizeof *e);
+                lse[r] = 0.0f;
+                rinv[r] = 0.0f;
+                continue;
+            }
+            float mx = -INFINITY, xsum = 0.0f, sum = 0.0f;
+#pragma omp simd reduction(max : mx) reduction(+ : xsum)
+            for (int i = 0; i < V; i++) {
+                mx = x[i] > mx ? x[i] : mx;
+                xsum += x[i];
+            }
+#pragma omp simd reduction(+ : sum)
+            for (int i = 0; i < V; i++) {
+                e[i] = fast_expf(x[i] - mx);
+                sum += e[i];
+            }
+            const float l = mx + logf(sum);
+            lse[r] = l;
+            rinv[r] = 1.0f / sum;
+            double nl = (double)l - x[y], smooth = (double)V * l - xsum;
+            acc[0] += (1.0 - eps - eps_i) * nl + eps_i * smooth;
+            acc[1] += nl;
+            acc[2] += 1.0;
+        }
+    }
+    xent_result res = {0.0, 0.0, 0};
+    for (int t = 0; t < nt; t++) {
+        res.loss += part[3 * t];
+        res.nll += part[3 * t + 1];
+        res.ntokens += (long)part[3 * t + 2];
+    }
+    free(part);
+    return res;
+}
+
 void xent_backward(float *dlogits, const float *lse, const float *logits,
                    const int *targets, int pad, float eps, float scale, int N, int V) {
     const float eps_i = V > 1 ? eps / (V - 1) : 0.0f;

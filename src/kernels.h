@@ -150,6 +150,13 @@ typedef struct {
  * pad rows), i.e. xent_backward with scale 1. */
 xent_result xent_forward(float *lse, float *dlogits, const float *logits, const int *targets,
                          int pad, float eps, int N, int V);
+/* The training form: as xent_forward, and expz (N, V) = exp(logits - row
+ * max), zero on pad rows, with rinv (N) = 1 / the row sums of expz, so that
+ * the gradient of the summed loss is rinv * expz - smoothed target. Left
+ * unnormalised, the gradient's row scaling can be applied to the far smaller
+ * (N, D) operands of the output layer's products instead of to (N, V). */
+xent_result xent_forward_exp(float *lse, float *expz, float *rinv, const float *logits,
+                             const int *targets, int pad, float eps, int N, int V);
 /* dlogits (N, V) = scale * (softmax(logits) - smoothed target), zero on pad
  * rows. Overwrites (does not accumulate), and may alias logits. */
 void xent_backward(float *dlogits, const float *lse, const float *logits,

@@ -466,6 +466,7 @@ static size_t layout(mmt_model *m, float *base, int B, int S, int T) {
     m->logits = take(&b, Nt * V);
     m->lse = take(&b, Nt);
     m->dlogits = take(&b, Nt * V);
+    m->rinv = take(&b, Nt);
 
     /* backward scratch, sized for the longer side */
     m->g0 = take(&b, N * D);
@@ -803,15 +804,68 @@ xent_result model_forward(mmt_model *m, const mmt_batch *bt, int train, uint64_t
 
     /* output projection (tied to the embeddings) and the loss */
     linear_forward(m->logits, c->V, m->dec_out, D, E, NULL, Nt, D, c->V);
-    /* in training the loss's gradient comes in the same pass, unscaled */
-    return xent_forward(m->lse, train ? m->dlogits : NULL, m->logits, bt->tgt_out, c->pad_id,
-                        c->label_smoothing, Nt, c->V);
+    /* in training the exponentials the gradient needs come in the same pass */
+    if (train)
+        return xent_forward_exp(m->lse, m->dlogits, m->rinv, m->logits, bt->tgt_out, c->pad_id,
+                                c->label_smoothing, Nt, c->V);
+    return xent_forward(m->lse, NULL, m->logits, bt->tgt_out, c->pad_id, c->label_smoothing, Nt,
+                        c->V);
 }
 
-/* x (n) *= s */
-static void grad_scale_buf(float *x, size_t n, float s) {
+/* Backward of logits = h E^T and the loss in training, from the row
+ * exponentials e (m->dlogits) and their inverse sums r (m->rinv): the
+ * gradient of the logits is r e - q, q the smoothed target (1 - eps on the
+ * target, eps_i = eps / (V - 1) elsewhere), so with s = grad_scale
+ *   dh_r  = s (r_r (e E)_r - eps_i sum_v E_v - c E[y_r])           c = 1 - eps - eps_i
+ *   dE   += s (e^T (r h) - eps_i 1 (sum_r h_r) - c scatter_r(y_r, h_r))
+ * over non-pad rows: the (N, V) products stay the two sgemms, and the row
+ * scaling and the target's terms are applied to (N, D) operands. */
+static void output_backward(mmt_model *m, const mmt_batch *bt, float s, float *dh) {
+    const model_config *c = &m->cfg;
+    const int Nt = m->B * m->T, D = c->D, V = c->V;
+    const float eps = c->label_smoothing, eps_i = V > 1 ? eps / (V - 1) : 0.0f;
+    const float ct = 1.0f - eps - eps_i;
+    const float *E = m->params + m->embed, *h = m->dec_out, *e = m->dlogits, *r = m->rinv;
+    float *dE = m->grads + m->embed, *hs = m->dctx; /* (Nt, D) scratch */
+    const int *y = bt->tgt_out;
+    float colsum[D], hsum[D];
+
+    /* dh = s r (e E) - s eps_i colsum(E) - s c E[y] on non-pad rows */
+    for (int i = 0; i < D; i++) colsum[i] = 0.0f;
+    for (int v = 0; v < V; v++)
+        for (int i = 0; i < D; i++) colsum[i] += E[(size_t)v * D + i];
+    zero_floats(dh, (size_t)Nt * D);
+    linear_backward(dh, D, NULL, NULL, e, V, h, D, E, Nt, D, V);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] *= s;
+    for (int row = 0; row < Nt; row++) {
+        float *d = dh + (size_t)row * D, *hr = hs + (size_t)row * D;
+        const float *hh = h + (size_t)row * D;
+        if (y[row] == c->pad_id) {
+            for (int i = 0; i < D; i++) d[i] = hr[i] = 0.0f;
+            continue;
+        }
+        const float *ey = E + (size_t)y[row] * D, sr = s * r[row];
+        for (int i = 0; i < D; i++) {
+            d[i] = sr * d[i] - s * eps_i * colsum[i] - s * ct * ey[i];
+            hr[i] = sr * hh[i];
+        }
+    }
+
+    /* dE += e^T (s r h) - s eps_i 1 hsum - s c scatter(y, h) */
+    linear_backward(NULL, D, dE, NULL, e, V, hs, D, E, Nt, D, V);
+    for (int i = 0; i < D; i++) hsum[i] = 0.0f;
+    for (int row = 0; row < Nt; row++) {
+        if (y[row] == c->pad_id) continue;
+        const float *hh = h + (size_t)row * D;
+        float *de = dE + (size_t)y[row] * D;
+        for (int i = 0; i < D; i++) {
+            hsum[i] += hh[i];
+            de[i] -= s * ct * hh[i];
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int v = 0; v < V; v++)
+        for (int i = 0; i < D; i++) dE[(size_t)v * D + i] -= s * eps_i * hsum[i];
 }
 
 /* Swap the two gradient buffers and zero the new output. */
@@ -832,14 +886,14 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
 
     /* loss and output projection */
     if (m->train) {
-        if (grad_scale != 1.0f) grad_scale_buf(m->dlogits, (size_t)Nt * c->V, grad_scale);
+        output_backward(m, bt, grad_scale, dy);
     } else {
         xent_backward(m->dlogits, m->lse, m->logits, bt->tgt_out, c->pad_id, c->label_smoothing,
                       grad_scale, Nt, c->V);
+        zero_floats(dy, (size_t)Nt * D);
+        linear_backward(dy, D, G + m->embed, NULL, m->dlogits, c->V, m->dec_out, D,
+                        P + m->embed, Nt, D, c->V);
     }
-    zero_floats(dy, (size_t)Nt * D);
-    linear_backward(dy, D, G + m->embed, NULL, m->dlogits, c->V, m->dec_out, D, P + m->embed,
-                    Nt, D, c->V);
     const float *ylast = c->dec_layers ? m->da[c->dec_layers - 1].ff.y : m->tgt_emb;
     if (c->pre_norm) {
         zero_floats(dx, (size_t)Nt * D);

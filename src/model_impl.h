@@ -76,7 +76,9 @@ struct mmt_model {
     float *enc_out;             /* (Ns, D) encoder output */
     sub_acts enc_fin, dec_fin;  /* pre-norm final norms (h, mean, rstd used) */
     float *dec_out;             /* (Nt, D) */
-    float *logits, *lse, *dlogits; /* (Nt, V) (Nt) (Nt, V) */
+    float *logits, *lse, *dlogits; /* (Nt, V) (Nt) (Nt, V); in training dlogits holds
+                                      exp(logits - row max), see xent_forward_exp */
+    float *rinv;                   /* (Nt) 1 / row sums of that */
     /* backward scratch */
     float *g0, *g1, *dr, *dA, *dh, *dctx, *dqkv, *dhid, *dhid2, *denc, *dkv;
 };

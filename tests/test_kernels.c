@@ -676,6 +676,21 @@ static void test_xent_case(gc_rng *g, float eps) {
     check_close(what, fused, unit, N * V, 1e-7, 1e-5);
     CHECK(r2.loss == res.loss && r2.nll == res.nll && r2.ntokens == res.ntokens,
           "xent eps=%g the fused forward reports the same loss", eps);
+
+    /* the training form: rinv * expz - smoothed target is the same gradient */
+    float expz[N * V], rinv[N], fromexp[N * V];
+    xent_result r3 = xent_forward_exp(lse, expz, rinv, logits, targets, PAD, eps, N, V);
+    for (int row = 0; row < N; row++)
+        for (int i = 0; i < V; i++) {
+            float q = targets[row] == PAD ? 0.0f
+                      : i == targets[row] ? 1.0f - eps : eps / (V - 1);
+            fromexp[row * V + i] = rinv[row] * expz[row * V + i] - q;
+        }
+    snprintf(what, sizeof what, "xent eps=%g rinv * expz - target of xent_forward_exp equals "
+             "the backward's gradient (atol 1e-7, rtol 1e-5)", eps);
+    check_close(what, fromexp, unit, N * V, 1e-7, 1e-5);
+    CHECK(fabs(r3.loss - res.loss) <= 1e-6 * fabs(res.loss) && r3.ntokens == res.ntokens,
+          "xent eps=%g xent_forward_exp reports the same loss (rtol 1e-6)", eps);
 }
 
 static void test_xent(gc_rng *g) {

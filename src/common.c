@@ -181,20 +181,11 @@ void mmt_blas_reexec(char **argv) {
 void mmt_blas_check(void) {
     static int done;
     if (done++) return;
-    const char *core = openblas_get_corename();
-    static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington",
-                                          "Nehalem", "Atom", "Katmai", "Coppermine"};
-    int is_generic = 0;
-    for (size_t i = 0; core && i < sizeof generic / sizeof generic[0]; i++)
-        is_generic |= !strcmp(core, generic[i]);
-#if defined(__x86_64__)
-    const char *want = __builtin_cpu_supports("avx512f") ? "SkylakeX"
-                       : __builtin_cpu_supports("avx2") ? "Haswell" : NULL;
-    if (is_generic && want)
-        log_warn("OpenBLAS detected this CPU as %s and runs generic kernels; the CPU has %s: "
-                 "set OPENBLAS_CORETYPE=%s for several times the speed", core,
-                 strcmp(want, "SkylakeX") ? "AVX2" : "AVX-512", want);
-#endif
+    const char *want = blas_better_core();
+    if (want)
+        log_warn("OpenBLAS detected this CPU as %s and runs generic kernels: set "
+                 "OPENBLAS_CORETYPE=%s for several times the speed",
+                 openblas_get_corename(), want);
 }
 
 void mmt_set_threads(int n) {

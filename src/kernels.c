@@ -322,6 +322,28 @@ static inline __attribute__((always_inline)) void dot16(float *out, const float 
     for (int j = 0; j < 16; j++) out[j] = ((a0[j] + a1[j]) + (a2[j] + a3[j])) * scale;
 }
 
+/* out (dh) = (accumulate ? out : 0) + sum_j w[j] * rows[j * ld ..], 16 columns
+ * at a time so that each partial sum stays in a register. */
+static inline __attribute__((always_inline)) void weighted_rows(float *out, int accumulate,
+                                                                const float *w,
+                                                                const float *rows, int ld,
+                                                                int n, const int dh) {
+    for (int i0 = 0; i0 < dh; i0 += 16) {
+        float acc[16] = {0};
+        const int w16 = dh - i0 < 16 ? dh - i0 : 16;
+        for (int j = 0; j < n; j++) {
+            const float wj = w[j], *rj = rows + (size_t)j * ld + i0;
+            if (w16 == 16) {
+#pragma omp simd
+                for (int i = 0; i < 16; i++) acc[i] += wj * rj[i];
+            } else {
+                for (int i = 0; i < w16; i++) acc[i] += wj * rj[i];
+            }
+        }
+        for (int i = 0; i < w16; i++) out[i0 + i] = (accumulate ? out[i0 + i] : 0.0f) + acc[i];
+    }
+}
+
 /* One (b, h) block of the forward pass; dh is a compile-time constant in the
  * specialised copies below, so a query's context stays in registers. */
 static inline __attribute__((always_inline)) void
@@ -363,21 +385,7 @@ attn_fwd_block(float *ctx, float *probs, const float *q, const float *k, const f
         /* ctx = dropout(probs) v, 16 columns at a time in a register */
         const uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
         for (int j = 0; j < n; j++) s[j] = p[j] * attn_keep(a, base, j);
-        const float *vb = v + (size_t)b * Tk * a->ldv + h * dh;
-        for (int i0 = 0; i0 < dh; i0 += 16) {
-            float acc[16] = {0};
-            const int w16 = dh - i0 < 16 ? dh - i0 : 16;
-            for (int j = 0; j < n; j++) {
-                const float w = s[j], *vj = vb + (size_t)j * a->ldv + i0;
-                if (w16 == 16) {
-#pragma omp simd
-                    for (int i = 0; i < 16; i++) acc[i] += w * vj[i];
-                } else {
-                    for (int i = 0; i < w16; i++) acc[i] += w * vj[i];
-                }
-            }
-            for (int i = 0; i < w16; i++) c[i0 + i] = acc[i];
-        }
+        weighted_rows(c, 0, s, v + (size_t)b * Tk * a->ldv + h * dh, a->ldv, n, dh);
     }
 }
 
@@ -445,21 +453,7 @@ attn_bwd_block(float *dq, float *dk, float *dv, const float *dctx, const float *
 #pragma omp simd
             for (int i = 0; i < dh; i++) dkj[i] += ds * qt[i];
         }
-        const float *kb = k + (size_t)b * Tk * a->ldk + h * dh;
-        for (int i0 = 0; i0 < dh; i0 += 16) {
-            float acc[16] = {0};
-            const int w16 = dh - i0 < 16 ? dh - i0 : 16;
-            for (int j = 0; j < n; j++) {
-                const float ds = dp[j], *kj = kb + (size_t)j * a->ldk + i0;
-                if (w16 == 16) {
-#pragma omp simd
-                    for (int i = 0; i < 16; i++) acc[i] += ds * kj[i];
-                } else {
-                    for (int i = 0; i < w16; i++) acc[i] += ds * kj[i];
-                }
-            }
-            for (int i = 0; i < w16; i++) dqt[i0 + i] += acc[i];
-        }
+        weighted_rows(dqt, 1, dp, k + (size_t)b * Tk * a->ldk + h * dh, a->ldk, n, dh);
     }
 }
 

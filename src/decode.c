@@ -39,6 +39,7 @@ typedef struct {
                         descendant through its hist, so beams never copy caches */
     float *x, *h, *qkv, *ctx, *a, *hid, *logits; /* per live row */
     float *mean, *rstd;
+    float *lse;      /* (R) log-sum-exp of each row of logits */
 } dec_state;
 
 /* ---------------------------------------------------------------- a step */
@@ -162,15 +163,17 @@ static void step(dec_state *st, const beam_row *rows, const int *tok, int n, int
         y = st->h;
     }
 
-    /* log-probabilities over the vocabulary; pad and bos are never produced */
+    /* logits and their log-sum-exp per row (log p = z - lse); pad and bos are
+     * never produced */
     linear_forward(st->logits, V, y, D, P + m->embed, NULL, n, D, V);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < n; r++) {
         float *z = st->logits + (size_t)r * V, mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
         for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+#pragma omp simd reduction(+ : sum)
         for (int v = 0; v < V; v++) sum += fast_expf(z[v] - mx);
-        float lse = mx + logf(sum);
-        for (int v = 0; v < V; v++) z[v] -= lse;
+        st->lse[r] = mx + logf(sum);
         z[m->cfg.pad_id] = -INFINITY;
         z[m->cfg.bos_id] = -INFINITY;
     }
@@ -189,18 +192,30 @@ static int top_candidates(const dec_state *st, const beam_row *rows, int r0, int
                           cand *out) {
     int n = 0;
     for (int r = r0; r < r1; r++) {
-        const float *lp = st->logits + (size_t)r * st->V;
-        for (int v = 0; v < st->V; v++) {
-            float s = rows[r].logprob + lp[v];
-            if (s == -INFINITY) continue;
-            if (n == want && s <= out[n - 1].score) continue;
-            /* insert into the sorted list (want is small: 2 * beam) */
-            int i = n < want ? n++ : n - 1;
-            while (i > 0 && out[i - 1].score < s) {
-                out[i] = out[i - 1];
-                i--;
+        const float *z = st->logits + (size_t)r * st->V, lse = st->lse[r];
+        const float base = rows[r].logprob;
+        for (int v0 = 0; v0 < st->V; v0 += 16) {
+            const int v1 = v0 + 16 < st->V ? v0 + 16 : st->V;
+            /* skip 16 tokens at once when even their best cannot enter the
+             * list (the score is monotonic in z, so this changes nothing) */
+            if (n == want) {
+                float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+                for (int v = v0; v < v1; v++) mx = z[v] > mx ? z[v] : mx;
+                if (base + (mx - lse) <= out[n - 1].score) continue;
             }
-            out[i] = (cand){s, r, v};
+            for (int v = v0; v < v1; v++) {
+                float s = base + (z[v] - lse);
+                if (s == -INFINITY) continue;
+                if (n == want && s <= out[n - 1].score) continue;
+                /* insert into the sorted list (want is small: 2 * beam) */
+                int i = n < want ? n++ : n - 1;
+                while (i > 0 && out[i - 1].score < s) {
+                    out[i] = out[i - 1];
+                    i--;
+                }
+                out[i] = (cand){s, r, v};
+            }
         }
     }
     return n;
@@ -282,6 +297,7 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n
     st.logits = mmt_malloc(R * c->V * sizeof(float));
     st.mean = mmt_malloc(R * sizeof(float));
     st.rstd = mmt_malloc(R * sizeof(float));
+    st.lse = mmt_malloc(R * sizeof(float));
 
     /* live rows, grouped by sentence; one per sentence at the start */
     beam_row *rows = mmt_calloc(R, sizeof *rows), *next = mmt_calloc(R, sizeof *next);
@@ -293,7 +309,10 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n
     for (int i = 0; i < n; i++, nrows++)
         rows[nrows] = (beam_row){i, i * k, 0.0f, tokbuf + (size_t)(i * k) * st.max_t,
                                  histbuf + (size_t)(i * k) * st.max_t};
-    cand *cands = mmt_malloc(2 * k * sizeof *cands);
+    /* per sentence: the first live row, and its candidates */
+    cand *cands_all = mmt_malloc((size_t)n * 2 * k * sizeof *cands_all);
+    int *ncand = mmt_malloc((size_t)n * sizeof *ncand);
+    int *group_start = mmt_malloc((size_t)(n + 1) * sizeof *group_start);
 
     for (int t = 0; nrows > 0; t++) {
         for (int r = 0; r < nrows; r++) tok[r] = t == 0 ? c->bos_id : rows[r].tokens[t - 1];
@@ -303,17 +322,31 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n
         int nnext = 0;
         int *nexttok = tokbuf + (size_t)((t + 1) % 2) * R * st.max_t;
         int *nexthist = histbuf + (size_t)((t + 1) % 2) * R * st.max_t;
-        for (int r0 = 0; r0 < nrows;) {
-            int b = rows[r0].sent, r1 = r0;
-            while (r1 < nrows && rows[r1].sent == b) r1++;
+        /* each sentence's best 2k extensions, sentences in parallel */
+        int ngroups = 0;
+        for (int r = 0; r < nrows; r++)
+            if (r == 0 || rows[r].sent != rows[r - 1].sent) group_start[ngroups++] = r;
+        group_start[ngroups] = nrows;
+#pragma omp parallel for schedule(dynamic, 4)
+        for (int g = 0; g < ngroups; g++) {
+            int r0 = group_start[g];
+            if (t + 1 >= ss[rows[r0].sent].max_len) continue; /* eos is forced instead */
+            ncand[g] = top_candidates(&st, rows, r0, group_start[g + 1], 2 * k,
+                                      cands_all + (size_t)2 * k * g);
+        }
+
+        for (int g = 0; g < ngroups; g++) {
+            int r0 = group_start[g], r1 = group_start[g + 1], b = rows[r0].sent;
             sent_state *s = &ss[b];
             int last = t + 1 >= s->max_len; /* this token must be eos */
             if (last) {
                 for (int r = r0; r < r1 && s->ndone < k; r++)
-                    finish(s, &rows[r], t, 1, rows[r].logprob + st.logits[(size_t)r * st.V + eos],
+                    finish(s, &rows[r], t, 1,
+                           rows[r].logprob + (st.logits[(size_t)r * st.V + eos] - st.lse[r]),
                            o->lenpen);
             } else {
-                int nc = top_candidates(&st, rows, r0, r1, 2 * k, cands);
+                const int nc = ncand[g];
+                const cand *cands = cands_all + 2 * k * g;
                 int kept = 0;
                 for (int i = 0; i < nc && kept < k && s->ndone < k; i++) {
                     if (cands[i].tok == eos) {
@@ -334,7 +367,6 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n
                 }
                 if (s->ndone >= k) nnext -= kept; /* sentence finished: drop its rows */
             }
-            r0 = r1;
         }
         beam_row *tr = rows;
         rows = next;
@@ -372,10 +404,13 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n
     free(st.logits);
     free(st.mean);
     free(st.rstd);
+    free(st.lse);
     free(rows);
     free(next);
     free(tokbuf);
     free(histbuf);
     free(tok);
-    free(cands);
+    free(cands_all);
+    free(ncand);
+    free(group_start);
 }

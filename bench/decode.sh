@@ -2,9 +2,9 @@
 # decode.sh - decoding speed: mmt-translate vs a plain PyTorch decoder
 # (bench/torch_decode.py), greedy and beam 5, same checkpoint, same source.
 #
-#   bench/decode.sh [CKPT] [SRC]        (build first: make BUILD=build-dec all)
+#   bench/decode.sh [CKPT] [SRC]        (build first: make)
 #
-# Env: MMT (default build-dec/mmt-translate), PY (default /usr/bin/python3, needs
+# Env: MMT (default build/mmt-translate), PY (default /usr/bin/python3, needs
 # torch), OUT (work folder, default a temporary one), THREADS (default 2).
 # PyTorch gets source ids from `spm_encode --output_format=id` with the
 # checkpoint's own SentencePiece model; its output ids go back to text with
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CKPT=${1:-runs/m30k-probe/checkpoint_last.safetensors}
 SRC=${2:-data/multi30k/tok/test_2016_flickr.lc.norm.tok.en.gz}
-MMT=${MMT:-build-dec/mmt-translate}
+MMT=${MMT:-build/mmt-translate}
 PY=${PY:-/usr/bin/python3}
 THREADS=${THREADS:-2}
 OUT=${OUT:-$(mktemp -d /tmp/mmt-decode.XXXXXX)}
@@ -27,7 +27,9 @@ done
 if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
     export OPENBLAS_CORETYPE=SkylakeX  # mmt-translate would set it itself anyway
 fi
-export OMP_WAIT_POLICY=PASSIVE
+# PyTorch needs OMP_WAIT_POLICY=PASSIVE to be timed fairly on 2 cores; mmt runs with
+# OpenMP's default (its decoder runs many short parallel loops per step, which
+# PASSIVE's sleeping threads would slow down several times)
 
 zcat -f "$SRC" > "$OUT/src.txt"
 "$PY" bench/torch_decode.py --model "$CKPT" --extract-spm "$OUT/spm.model"
@@ -49,7 +51,8 @@ for beam in 1 5; do
     run mmt_b${beam}_t$THREADS "$MMT" --model "$CKPT" --beam $beam --threads "$THREADS" \
         --input "$OUT/src.txt"
     run mmt_b${beam}_t1 "$MMT" --model "$CKPT" --beam $beam --threads 1 --input "$OUT/src.txt"
-    run torch_b${beam}_t$THREADS "$PY" bench/torch_decode.py --model "$CKPT" --beam $beam \
+    run torch_b${beam}_t$THREADS env OMP_WAIT_POLICY=PASSIVE "$PY" bench/torch_decode.py \
+        --model "$CKPT" --beam $beam \
         --threads "$THREADS" < "$OUT/src.ids"
     spm_decode --model "$OUT/spm.model" --input_format=id < "$OUT/torch_b${beam}_t$THREADS.out" \
         > "$OUT/torch_b${beam}_t$THREADS.txt"

@@ -227,13 +227,12 @@ typedef struct {
     int max_len;      /* tokens including eos */
 } sent_state;
 
-static void finish(sent_state *ss, const beam_row *row, int t, int tok_is_eos, float logprob,
-                   float lenpen) {
+/* A hypothesis ends with eos after its t tokens, with summed log-probability logprob. */
+static void finish(sent_state *ss, const beam_row *row, int t, float logprob, float lenpen) {
     decode_hyp *h = &ss->done[ss->ndone++];
     h->len = t;
     h->ids = mmt_malloc((size_t)(t > 0 ? t : 1) * sizeof(int));
     memcpy(h->ids, row->tokens, (size_t)t * sizeof(int));
-    (void)tok_is_eos;
     h->logprob = logprob;
     h->score = logprob / powf((float)(t + 1), lenpen);
 }
@@ -341,7 +340,7 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n
             int last = t + 1 >= s->max_len; /* this token must be eos */
             if (last) {
                 for (int r = r0; r < r1 && s->ndone < k; r++)
-                    finish(s, &rows[r], t, 1,
+                    finish(s, &rows[r], t,
                            rows[r].logprob + (st.logits[(size_t)r * st.V + eos] - st.lse[r]),
                            o->lenpen);
             } else {
@@ -350,7 +349,7 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n
                 int kept = 0;
                 for (int i = 0; i < nc && kept < k && s->ndone < k; i++) {
                     if (cands[i].tok == eos) {
-                        if (i < k) finish(s, &rows[cands[i].row], t, 1, cands[i].score, o->lenpen);
+                        if (i < k) finish(s, &rows[cands[i].row], t, cands[i].score, o->lenpen);
                         continue;
                     }
                     beam_row *nr = &next[nnext++];

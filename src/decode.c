@@ -57,6 +57,7 @@ static void attend_row(float *ctx, const float *q, const float *k, const float *
             if (pad && pad[j]) continue;
             const float *kj = k + (koff ? koff[j] : (size_t)j * ld) + hh * dh;
             float s = 0.0f;
+#pragma omp simd reduction(+ : s)
             for (int i = 0; i < dh; i++) s += qh[i] * kj[i];
             scores[j] = s * scale;
             mx = scores[j] > mx ? scores[j] : mx;
@@ -73,6 +74,7 @@ static void attend_row(float *ctx, const float *q, const float *k, const float *
             if (pad && pad[j]) continue;
             const float p = scores[j] / sum;
             const float *vj = v + (koff ? koff[j] : (size_t)j * ld) + hh * dh;
+#pragma omp simd
             for (int i = 0; i < dh; i++) c[i] += p * vj[i];
         }
     }

@@ -69,7 +69,8 @@ static int cfg_int(const cJSON *it, const char *where, int lo, int hi, int *out,
 
 static int cfg_float(const cJSON *it, const char *where, double lo, double hi, float *out,
                      mmt_status *st) {
-    if (!cJSON_IsNumber(it)) return mmt_fail(st, "%s: \"%s\": expected a number", where, it->string);
+    if (!cJSON_IsNumber(it))
+        return mmt_fail(st, "%s: \"%s\": expected a number", where, it->string);
     if (it->valuedouble < lo || it->valuedouble > hi)
         return mmt_fail(st, "%s: \"%s\": expected %g..%g, got %g", where, it->string, lo, hi,
                         it->valuedouble);
@@ -132,7 +133,8 @@ int model_config_apply(model_config *c, const cJSON *obj, const char *where, mmt
         else if (!strcmp(k, "d_model")) rc = cfg_int(it, where, 2, 16384, &c->D, st);
         else if (!strcmp(k, "ffn_dim")) rc = cfg_int(it, where, 1, 65536, &c->F, st);
         else if (!strcmp(k, "heads")) rc = cfg_int(it, where, 1, 256, &c->H, st);
-        else if (!strcmp(k, "max_positions")) rc = cfg_int(it, where, 8, 65536, &c->max_positions, st);
+        else if (!strcmp(k, "max_positions"))
+            rc = cfg_int(it, where, 8, 65536, &c->max_positions, st);
         else if (!strcmp(k, "dropout")) rc = cfg_float(it, where, 0.0, 0.99, &c->dropout, st);
         else if (!strcmp(k, "attention_dropout"))
             rc = cfg_float(it, where, 0.0, 0.99, &c->attn_dropout, st);
@@ -311,7 +313,9 @@ static uint64_t init_next(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-static double init_uniform(uint64_t *s) { return (init_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+static double init_uniform(uint64_t *s) {
+    return (init_next(s) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 /* Fill by name: norms' weights 1, biases 0, embeddings N(0, D^-1/2),
  * linear weights xavier-uniform per (D, D) block of fused projections. */
@@ -516,7 +520,8 @@ const float *model_logits(const mmt_model *m) { return m->logits; }
 
 /* Dropout seed of a site: kind 0 encoder, 1 decoder, 2 embeddings. */
 static uint64_t seed_of(const mmt_model *m, int kind, int layer, int site) {
-    return dropout_seed(m->cfg.seed, m->step, ((uint64_t)kind << 32) | ((uint64_t)layer << 8) | site);
+    uint64_t slot = ((uint64_t)kind << 32) | ((uint64_t)layer << 8) | (uint64_t)site;
+    return dropout_seed(m->cfg.seed, m->step, slot);
 }
 
 static float drop_p(const mmt_model *m, float p) { return m->train ? p : 0.0f; }
@@ -645,7 +650,8 @@ static void ffn_forward(mmt_model *m, sub_acts *s, float *hid, float *hid_d, con
     const float *h = sub_in(m, s, x, w->g, w->b, N);
     linear_forward(hid, F, h, D, P + w->fc1_w, P + w->fc1_b, N, D, F);
     relu_forward(hid, hid, (long)N * F);
-    if (hid_d != hid) dropout_forward(hid_d, hid, (long)N * F, drop_p(m, m->cfg.act_dropout), seed + 1);
+    if (hid_d != hid)
+        dropout_forward(hid_d, hid, (long)N * F, drop_p(m, m->cfg.act_dropout), seed + 1);
     linear_forward(s->a, D, hid_d, F, P + w->fc2_w, P + w->fc2_b, N, F, D);
     sub_out(m, s, x, w->g, w->b, N, seed);
 }
@@ -745,7 +751,8 @@ static void encoder_forward(mmt_model *m, const int *src) {
     const model_config *c = &m->cfg;
     const int B = m->B, S = m->S, D = c->D, Ns = B * S;
     embedding_forward(m->src_emb, src, m->params + m->embed, m->pe, B, S, D);
-    dropout_forward(m->src_emb, m->src_emb, (long)Ns * D, drop_p(m, c->dropout), seed_of(m, 2, 0, 0));
+    dropout_forward(m->src_emb, m->src_emb, (long)Ns * D, drop_p(m, c->dropout),
+                    seed_of(m, 2, 0, 0));
     const float *x = m->src_emb;
     for (int l = 0; l < c->enc_layers; l++) {
         enc_acts *A = &m->ea[l];
@@ -783,7 +790,8 @@ xent_result model_forward(mmt_model *m, const mmt_batch *bt, int train, uint64_t
 
     /* decoder: embeddings, layers, final norm (pre-norm) */
     embedding_forward(m->tgt_emb, bt->tgt_in, E, m->pe, B, T, D);
-    dropout_forward(m->tgt_emb, m->tgt_emb, (long)Nt * D, drop_p(m, c->dropout), seed_of(m, 2, 0, 1));
+    dropout_forward(m->tgt_emb, m->tgt_emb, (long)Nt * D, drop_p(m, c->dropout),
+                    seed_of(m, 2, 0, 1));
     const float *y = m->tgt_emb;
     for (int l = 0; l < c->dec_layers; l++) {
         dec_acts *A = &m->da[l];

@@ -421,8 +421,8 @@ static int train_loop(trainer *t, mmt_status *st) {
     int stop = 0;
     float *grads = model_grads(t->m);
     size_t np = model_num_params(t->m);
-    long total_updates = t->max_updates > 0 ? t->max_updates
-                                            : (long)t->max_epochs * ((nb + t->update_freq - 1) / t->update_freq);
+    const long per_epoch = (nb + t->update_freq - 1) / t->update_freq;
+    long total_updates = t->max_updates > 0 ? t->max_updates : (long)t->max_epochs * per_epoch;
     batch_plan_shuffle(&t->plan, t->seed, t->ts.epoch);
 
     while (!stop) {
@@ -438,7 +438,8 @@ static int train_loop(trainer *t, mmt_status *st) {
             mmt_batch b;
             long k = t->ts.batch_in_epoch++;
             batch_fill(&t->buf, &t->train, &t->plan, k, &b);
-            xent_result x = model_forward(t->m, &b, 1, (uint64_t)t->ts.step * t->update_freq + micro);
+            uint64_t dropout_step = (uint64_t)t->ts.step * t->update_freq + micro;
+            xent_result x = model_forward(t->m, &b, 1, dropout_step);
             if (!isfinite(x.loss))
                 return mmt_fail(st, "step %ld (epoch %d, batch %ld): the loss is %s; stopping "
                                 "without writing a checkpoint (try a lower train.lr or "

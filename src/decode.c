@@ -117,7 +117,7 @@ static void step(dec_state *st, const beam_row *rows, const int *tok, int n, int
         /* self-attention over the cached positions 0..t */
         const float *h = branch_in(st, n, w->n1_g, w->n1_b);
         linear_forward(st->qkv, 3 * D, h, D, P + w->qkv_w, P + w->qkv_b, n, D, 3 * D);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)n * (t + 1) * D >= 1L << 15)
         for (int r = 0; r < n; r++) {
             const beam_row *br = &rows[r];
             size_t here = ((size_t)br->slot * st->max_t + t) * D;
@@ -138,7 +138,7 @@ static void step(dec_state *st, const beam_row *rows, const int *tok, int n, int
         h = branch_in(st, n, w->n2_g, w->n2_b);
         linear_forward(st->qkv, D, h, D, P + w->q_w, P + w->q_b, n, D, D);
         const float *ckv = st->ckv + (size_t)l * st->B * st->S * 2 * D;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)n * st->S * D >= 1L << 15)
         for (int r = 0; r < n; r++) {
             int b = rows[r].sent;
             const float *kv = ckv + (size_t)b * st->S * 2 * D;
@@ -168,7 +168,7 @@ static void step(dec_state *st, const beam_row *rows, const int *tok, int n, int
     /* logits and their log-sum-exp per row (log p = z - lse); pad and bos are
      * never produced */
     linear_forward(st->logits, V, y, D, P + m->embed, NULL, n, D, V);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)n * V >= 1L << 15)
     for (int r = 0; r < n; r++) {
         float *z = st->logits + (size_t)r * V, mx = -INFINITY, sum = 0.0f;
 #pragma omp simd reduction(max : mx)
@@ -328,7 +328,7 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n
         for (int r = 0; r < nrows; r++)
             if (r == 0 || rows[r].sent != rows[r - 1].sent) group_start[ngroups++] = r;
         group_start[ngroups] = nrows;
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(dynamic, 4) if ((long)nrows * st.V >= 1L << 15)
         for (int g = 0; g < ngroups; g++) {
             int r0 = group_start[g];
             if (t + 1 >= ss[rows[r0].sent].max_len) continue; /* eos is forced instead */

@@ -12,6 +12,12 @@
 int kernels_timing;
 double kernels_gemm_seconds;
 
+/* Elementwise loops run in parallel only from this many elements on: below
+ * it a parallel region costs more than it saves, and on a busy machine each
+ * one can wait a scheduler time slice for a descheduled thread. Results do
+ * not depend on it (the loops have no reductions). */
+#define PAR_MIN (1L << 15)
+
 /* ================================================================ dropout */
 
 uint64_t dropout_seed(uint64_t base, uint64_t step, uint64_t slot) {
@@ -49,7 +55,7 @@ void dropout_forward(float *out, const float *inp, long n, float p, uint64_t see
         if (out != inp) memcpy(out, inp, (size_t)n * sizeof *out);
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (long c = 0; c < n; c += DROP_CHUNK) {
         float m[DROP_CHUNK];
         long len = n - c < DROP_CHUNK ? n - c : DROP_CHUNK;
@@ -61,11 +67,11 @@ void dropout_forward(float *out, const float *inp, long n, float p, uint64_t see
 
 void dropout_backward(float *dinp, const float *dout, long n, float p, uint64_t seed) {
     if (p <= 0.0f) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
         for (long i = 0; i < n; i++) dinp[i] += dout[i];
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (long c = 0; c < n; c += DROP_CHUNK) {
         float m[DROP_CHUNK];
         long len = n - c < DROP_CHUNK ? n - c : DROP_CHUNK;
@@ -79,7 +85,7 @@ void dropout_backward(float *dinp, const float *dout, long n, float p, uint64_t 
 void dropout_residual_forward(float *y, float *z, const float *x, const float *a, float p,
                               uint64_t seed, int N, int D) {
     const long n = (long)N * D;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * D >= PAR_MIN)
     for (long c = 0; c < n; c += DROP_CHUNK) {
         float m[DROP_CHUNK];
         long len = n - c < DROP_CHUNK ? n - c : DROP_CHUNK;
@@ -97,7 +103,7 @@ void dropout_residual_forward(float *y, float *z, const float *x, const float *a
 
 void dropout_residual_backward(float *dx, float *da, const float *dy, const float *z, float c,
                                const uint8_t *row_pad, float p, uint64_t seed, int N, int D) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * D >= PAR_MIN)
     for (int r = 0; r < N; r++) {
         const long o = (long)r * D;
         const float cr = (row_pad && row_pad[r]) ? 0.0f : c;
@@ -137,7 +143,7 @@ void positions_init(float *pe, int P, int D) {
 void embedding_forward(float *out, const int *ids, const float *emb, const float *pe,
                        int B, int T, int D) {
     const float scale = sqrtf((float)D);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)B * T * D >= PAR_MIN)
     for (int r = 0; r < B * T; r++) {
         const float *e = emb + (size_t)ids[r] * D;
         const float *p = pe + (size_t)(r % T) * D;
@@ -163,7 +169,7 @@ void embedding_backward(float *demb, const float *dout, const int *ids, int pad,
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *g, const float *b, int N, int D) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * D >= PAR_MIN)
     for (int r = 0; r < N; r++) {
         const float *x = inp + (size_t)r * D;
         float *y = out + (size_t)r * D;
@@ -228,7 +234,7 @@ void linear_forward(float *out, int ld_out, const float *inp, int ld_inp,
                     const float *w, const float *b, int N, int K, int M) {
     double t0 = kernels_timing ? mmt_now() : 0.0;
     if (b) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * M >= PAR_MIN)
         for (int r = 0; r < N; r++) memcpy(out + (size_t)r * ld_out, b, (size_t)M * sizeof *b);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, K, 1.0f, inp, ld_inp, w, K,
@@ -259,12 +265,12 @@ void linear_backward(float *dinp, int ld_dinp, float *dw, float *db, const float
 /* =================================================================== relu */
 
 void relu_forward(float *out, const float *inp, long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 void relu_backward(float *dinp, const float *dout, const float *out, long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
@@ -486,13 +492,13 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dctx,
 /* ======================================================= residual, penal */
 
 void residual_forward(float *y, const float *x, const float *z, long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) y[i] = x[i] + z[i];
 }
 
 void residual_backward(float *dx, float *dz, const float *dy, const float *z, float c,
                        const uint8_t *row_pad, int N, int D) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * D >= PAR_MIN)
     for (int r = 0; r < N; r++) {
         const size_t o = (size_t)r * D;
         const float cr = (row_pad && row_pad[r]) ? 0.0f : c;
@@ -629,7 +635,7 @@ xent_result xent_forward_exp(float *lse, float *expz, float *rinv, const float *
 void xent_backward(float *dlogits, const float *lse, const float *logits,
                    const int *targets, int pad, float eps, float scale, int N, int V) {
     const float eps_i = V > 1 ? eps / (V - 1) : 0.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * V >= PAR_MIN)
     for (int r = 0; r < N; r++) {
         const float *x = logits + (size_t)r * V;
         float *d = dlogits + (size_t)r * V;

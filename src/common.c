@@ -94,12 +94,7 @@ void mmt_fclose_at(FILE *f, const char *path, const char *file, int line) {
     if (fclose(f) != 0) die_at(file, line, "%s: close failed: %s", path, strerror(errno));
 }
 
-char *mmt_read_file(const char *path, size_t *len, mmt_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        mmt_fail(st, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
+char *mmt_read_stream(FILE *f, const char *name, size_t *len, mmt_status *st) {
     size_t cap = 1 << 16, n = 0;
     char *buf = mmt_malloc(cap);
     for (;;) {
@@ -108,15 +103,24 @@ char *mmt_read_file(const char *path, size_t *len, mmt_status *st) {
         n += got;
         if (got == 0) break;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
+    if (ferror(f)) {
         free(buf);
-        mmt_fail(st, "%s: read error", path);
+        mmt_fail(st, "%s: read error", name);
         return NULL;
     }
     buf[n] = '\0';
     if (len) *len = n;
+    return buf;
+}
+
+char *mmt_read_file(const char *path, size_t *len, mmt_status *st) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mmt_fail(st, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = mmt_read_stream(f, path, len, st);
+    fclose(f);
     return buf;
 }
 

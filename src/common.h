@@ -65,6 +65,8 @@ void mmt_fclose_at(FILE *f, const char *path, const char *file, int line);
 /* Read a whole file into a NUL-terminated buffer (caller frees); NULL and
  * st filled when it cannot be read. */
 char *mmt_read_file(const char *path, size_t *len, mmt_status *st);
+/* The same for an open stream (standard input); name is used in messages. */
+char *mmt_read_stream(FILE *f, const char *name, size_t *len, mmt_status *st);
 
 /* ------------------------------------------------------------------- log */
 

@@ -518,10 +518,12 @@ void residual_backward(float *dx, float *dz, const float *dy, const float *z, fl
 
 /* ========================================================= cross entropy */
 
-xent_result xent_forward(float *lse, float *dlogits, const float *logits, const int *targets,
-                         int pad, float eps, int N, int V) {
+/* The shared pass of both forms: lse of every row; with expz, exp(logits -
+ * row max) (zero on pad rows) and rinv = 1 / its row sums. Per-thread sums
+ * are added in thread order, so the total does not depend on timing. */
+static xent_result xent_rows(float *lse, float *expz, float *rinv, const float *logits,
+                             const int *targets, int pad, float eps, int N, int V) {
     const float eps_i = V > 1 ? eps / (V - 1) : 0.0f;
-    /* per-thread sums added in thread order: the total does not depend on timing */
     int nt = omp_get_max_threads();
     double *part = mmt_calloc((size_t)nt * 3, sizeof *part);
 #pragma omp parallel num_threads(nt)
@@ -530,21 +532,21 @@ xent_result xent_forward(float *lse, float *dlogits, const float *logits, const 
 #pragma omp for schedule(static)
         for (int r = 0; r < N; r++) {
             const float *x = logits + (size_t)r * V;
-            float *d = dlogits ? dlogits + (size_t)r * V : NULL;
+            float *e = expz ? expz + (size_t)r * V : NULL;
             const int y = targets[r];
 
-            /* max and sum of the row, then the sum of exponentials (stored in d) */
+            /* max and sum of the row, then the sum of exponentials (stored in e) */
             float mx = -INFINITY, xsum = 0.0f, sum = 0.0f;
 #pragma omp simd reduction(max : mx) reduction(+ : xsum)
             for (int i = 0; i < V; i++) {
                 mx = x[i] > mx ? x[i] : mx;
                 xsum += x[i];
             }
-            if (d) {
+            if (e) {
 #pragma omp simd reduction(+ : sum)
                 for (int i = 0; i < V; i++) {
-                    d[i] = fast_expf(x[i] - mx);
-                    sum += d[i];
+                    e[i] = fast_expf(x[i] - mx);
+                    sum += e[i];
                 }
             } else {
 #pragma omp simd reduction(+ : sum)
@@ -552,8 +554,9 @@ xent_result xent_forward(float *lse, float *dlogits, const float *logits, const 
             }
             const float l = mx + logf(sum);
             lse[r] = l;
+            if (rinv) rinv[r] = y == pad ? 0.0f : 1.0f / sum;
             if (y == pad) {
-                if (d) memset(d, 0, (size_t)V * sizeof *d);
+                if (e) memset(e, 0, (size_t)V * sizeof *e);
                 continue;
             }
 
@@ -563,14 +566,6 @@ xent_result xent_forward(float *lse, float *dlogits, const float *logits, const 
             acc[0] += (1.0 - eps - eps_i) * nl + eps_i * smooth;
             acc[1] += nl;
             acc[2] += 1.0;
-
-            /* the gradient: softmax minus the smoothed target */
-            if (d) {
-                const float inv = 1.0f / sum;
-#pragma omp simd
-                for (int i = 0; i < V; i++) d[i] = d[i] * inv - eps_i;
-                d[y] -= 1.0f - eps - eps_i;
-            }
         }
     }
     xent_result res = {0.0, 0.0, 0};
@@ -583,53 +578,30 @@ xent_result xent_forward(float *lse, float *dlogits, const float *logits, const 
     return res;
 }
 
+xent_result xent_forward(float *lse, float *dlogits, const float *logits, const int *targets,
+                         int pad, float eps, int N, int V) {
+    if (!dlogits) return xent_rows(lse, NULL, NULL, logits, targets, pad, eps, N, V);
+
+    /* the gradient: softmax minus the smoothed target */
+    float *rinv = mmt_malloc((size_t)(N > 0 ? N : 1) * sizeof *rinv);
+    xent_result res = xent_rows(lse, dlogits, rinv, logits, targets, pad, eps, N, V);
+    const float eps_i = V > 1 ? eps / (V - 1) : 0.0f;
+#pragma omp parallel for schedule(static) if ((long)N * V >= PAR_MIN)
+    for (int r = 0; r < N; r++) {
+        if (targets[r] == pad) continue;
+        float *d = dlogits + (size_t)r * V;
+        const float inv = rinv[r];
+#pragma omp simd
+        for (int i = 0; i < V; i++) d[i] = d[i] * inv - eps_i;
+        d[targets[r]] -= 1.0f - eps - eps_i;
+    }
+    free(rinv);
+    return res;
+}
+
 xent_result xent_forward_exp(float *lse, float *expz, float *rinv, const float *logits,
                              const int *targets, int pad, float eps, int N, int V) {
-    const float eps_i = V > 1 ? eps / (V - 1) : 0.0f;
-    int nt = omp_get_max_threads();
-    double *part = mmt_calloc((size_t)nt * 3, sizeof *part);
-#pragma omp parallel num_threads(nt)
-    {
-        double *acc = part + 3 * omp_get_thread_num();
-#pragma omp for schedule(static)
-        for (int r = 0; r < N; r++) {
-            const float *x = logits + (size_t)r * V;
-            float *e = expz + (size_t)r * V;
-            const int y = targets[r];
-            if (y == pad) {
-                memset(e, 0, (size_t)V * sizeof *e);
-                lse[r] = 0.0f;
-                rinv[r] = 0.0f;
-                continue;
-            }
-            float mx = -INFINITY, xsum = 0.0f, sum = 0.0f;
-#pragma omp simd reduction(max : mx) reduction(+ : xsum)
-            for (int i = 0; i < V; i++) {
-                mx = x[i] > mx ? x[i] : mx;
-                xsum += x[i];
-            }
-#pragma omp simd reduction(+ : sum)
-            for (int i = 0; i < V; i++) {
-                e[i] = fast_expf(x[i] - mx);
-                sum += e[i];
-            }
-            const float l = mx + logf(sum);
-            lse[r] = l;
-            rinv[r] = 1.0f / sum;
-            double nl = (double)l - x[y], smooth = (double)V * l - xsum;
-            acc[0] += (1.0 - eps - eps_i) * nl + eps_i * smooth;
-            acc[1] += nl;
-            acc[2] += 1.0;
-        }
-    }
-    xent_result res = {0.0, 0.0, 0};
-    for (int t = 0; t < nt; t++) {
-        res.loss += part[3 * t];
-        res.nll += part[3 * t + 1];
-        res.ntokens += (long)part[3 * t + 2];
-    }
-    free(part);
-    return res;
+    return xent_rows(lse, expz, rinv, logits, targets, pad, eps, N, V);
 }
 
 void xent_backward(float *dlogits, const float *lse, const float *logits,

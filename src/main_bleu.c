@@ -204,24 +204,6 @@ typedef struct {
     size_t n;
 } text_file;
 
-static char *read_stdin(size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = mmt_malloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) buf = mmt_realloc(buf, cap *= 2);
-        size_t got = fread(buf + n, 1, cap - n - 1, stdin);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(stdin)) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static void free_lines(text_file *f) {
     free(f->buf);
     free(f->lines);
@@ -236,8 +218,8 @@ static void free_lines(text_file *f) {
 static int read_lines(const char *path, text_file *f, mmt_status *st) {
     size_t len = 0;
     f->name = path ? path : "standard input";
-    f->buf = path ? mmt_read_file(path, &len, st) : read_stdin(&len);
-    if (!f->buf) return path ? MMT_ERR : mmt_fail(st, "standard input: read error");
+    f->buf = path ? mmt_read_file(path, &len, st) : mmt_read_stream(stdin, f->name, &len, st);
+    if (!f->buf) return MMT_ERR;
 
     // split into lines; check each for NUL bytes and UTF-8
     int universal = path == NULL;

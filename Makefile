@@ -20,7 +20,7 @@ BLAS_LIBS := -lopenblas
 endif
 
 WARN := -Wall -Wextra -Wno-unused-parameter
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -MMD -MP -Isrc -Itokenizers $(BLAS_CFLAGS)
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -fno-trapping-math -MMD -MP -Isrc -Itokenizers $(BLAS_CFLAGS)
 BASE_CXXFLAGS := -std=c++17 $(WARN) -fopenmp -MMD -MP -Itokenizers
 ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
 ALL_CXXFLAGS := $(BASE_CXXFLAGS) $(OPT) $(CXXFLAGS)

@@ -244,8 +244,8 @@ static int hyp_cmp(const void *a, const void *b) {
     return x->score < y->score ? 1 : (x->score > y->score ? -1 : 0);
 }
 
-void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n,
-                  const decode_opts *o, decode_hyp *hyps) {
+void decode_batch(mmt_model *m, const int *const *src, const int *src_len, const float *img,
+                  int n, const decode_opts *o, decode_hyp *hyps) {
     const model_config *c = &m->cfg;
     const int k = o->beam > 0 ? o->beam : 1, D = c->D, eos = c->eos_id;
     MMT_ASSERT(o->nbest >= 1 && o->nbest <= k && n > 0);
@@ -277,7 +277,7 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n
     }
 
     /* encoder once; cross-attention keys and values once per layer */
-    const float *enc = model_encode(m, sbuf, n, S);
+    const float *enc = model_encode(m, sbuf, img, n, S);
     st.src_pad = mmt_malloc((size_t)n * S);
     for (int i = 0; i < n * S; i++) st.src_pad[i] = sbuf[i] == c->pad_id;
     st.ckv = mmt_malloc((size_t)st.L * n * S * 2 * D * sizeof(float));

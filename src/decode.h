@@ -33,10 +33,12 @@ typedef struct {
     float logprob; /* summed log-probability, eos included */
 } decode_hyp;
 
-/* Translate n sentences given as ids (no eos; it is appended here). Fills
- * hyps[i * nbest + r] with the r-th best hypothesis of sentence i. */
-void decode_batch(mmt_model *m, const int *const *src, const int *src_len, int n,
-                  const decode_opts *o, decode_hyp *hyps);
+/* Translate n sentences given as ids (no eos; it is appended here) with,
+ * for a model with a fusion, their image regions img (n, P, Dv) (else
+ * NULL). Fills hyps[i * nbest + r] with the r-th best hypothesis of
+ * sentence i. */
+void decode_batch(mmt_model *m, const int *const *src, const int *src_len, const float *img,
+                  int n, const decode_opts *o, decode_hyp *hyps);
 void decode_hyp_free(decode_hyp *h);
 
 #endif

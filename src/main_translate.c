@@ -26,11 +26,14 @@ static const char usage[] =
     "  --batch-size N      sentences decoded together (default 64)\n"
     "  --batch-tokens N    at most N source tokens per batch (default 0: no limit)\n"
     "  --threads N         threads for OpenMP and OpenBLAS (default: all cores)\n"
+    "  --images FEATS.npy  image features, row i for input line i (multimodal models)\n"
+    "  --image-list LIST   or a list file of PNG images, one path a line, line i for line i\n"
+    "  --image-index FILE  0-based image of each input line, when lines share images\n"
     "  --quiet             no speed report on stderr\n"
     "  --help, --version\n";
 
 typedef struct {
-    const char *model, *input, *output;
+    const char *model, *input, *output, *images, *image_list, *image_index;
     translate_opts t;
     int threads, quiet, beam_set;
 } args;
@@ -93,6 +96,12 @@ static args parse(int argc, char **argv) {
             i += parse_int(f, v, 0, 1 << 30, &a.t.batch_tokens);
         } else if (!strcmp(f, "--threads")) {
             i += parse_int(f, v, 1, 1024, &a.threads);
+        } else if (!strcmp(f, "--images") && v) {
+            a.images = v, i++;
+        } else if (!strcmp(f, "--image-list") && v) {
+            a.image_list = v, i++;
+        } else if (!strcmp(f, "--image-index") && v) {
+            a.image_index = v, i++;
         } else if (!strcmp(f, "--quiet")) {
             a.quiet = 1;
         } else {
@@ -102,6 +111,10 @@ static args parse(int argc, char **argv) {
     }
     if (!a.model) {
         fprintf(stderr, "mmt-translate: --model CKPT is required (see --help)\n");
+        exit(2);
+    }
+    if (a.images && a.image_list) {
+        fprintf(stderr, "mmt-translate: give --images or --image-list, not both\n");
         exit(2);
     }
     return a;
@@ -170,12 +183,52 @@ int main(int argc, char **argv) {
     long n = read_lines(in, &lines);
     if (a.input) fclose(in);
 
+    /* images, checked against the model and the input before decoding */
+    const model_config *mc = model_cfg(c.model);
+    const char *ipath = a.images ? a.images : a.image_list;
+    imageset img = {0};
+    if (mc->fusion != FUSION_NONE && !ipath) {
+        fprintf(stderr, "mmt-translate: %s: the model reads images: give --images FEATS.npy or "
+                "--image-list LIST\n", a.model);
+        return 2;
+    }
+    if (mc->fusion == FUSION_NONE && ipath) {
+        fprintf(stderr, "mmt-translate: %s: the model is text-only; %s is not used\n", a.model,
+                ipath);
+        return 2;
+    }
+    if (ipath) {
+        if (a.images && !strstr(a.images, ".npy")) {
+            fprintf(stderr, "mmt-translate: --images %s: expected a .npy file (PNG images go "
+                    "with --image-list)\n", a.images);
+            return 2;
+        }
+        int size = mc->img_size > 0 ? mc->img_size : 224;
+        int patch = mc->img_patch > 0 ? mc->img_patch : 16;
+        if (a.image_list && mc->img_patch == 0) {
+            fprintf(stderr, "mmt-translate: %s: the model was trained on stored features; give "
+                    "them with --images\n", a.model);
+            return 2;
+        }
+        if (imageset_open(&img, ipath, a.image_index, size, patch, &st) ||
+            imageset_check_lines(&img, n, a.input ? a.input : "the input", &st)) {
+            fprintf(stderr, "mmt-translate: %s\n", st.msg);
+            return 1;
+        }
+        if (img.P != mc->img_regions || img.Dv != mc->img_dim) {
+            fprintf(stderr, "mmt-translate: %s: %d regions of %d values per image, but the "
+                    "model %s reads %d of %d\n", ipath, img.P, img.Dv, a.model, mc->img_regions,
+                    mc->img_dim);
+            return 1;
+        }
+    }
+
     int nb = a.t.dec.nbest;
     char **out = mmt_calloc(n * nb + 1, sizeof *out);
     float *scores = mmt_calloc(n * nb + 1, sizeof *scores);
     translate_stats ts;
-    if (translate_lines(c.model, spm, (const char *const *)lines, n, &a.t, out, scores, &ts,
-                        &st)) {
+    if (translate_lines(c.model, spm, (const char *const *)lines, n, ipath ? &img : NULL, &a.t,
+                        out, scores, &ts, &st)) {
         fprintf(stderr, "mmt-translate: %s: %s\n", a.input ? a.input : "stdin", st.msg);
         return 1;
     }
@@ -206,6 +259,7 @@ int main(int argc, char **argv) {
     free(lines);
     free(out);
     free(scores);
+    imageset_close(&img);
     spm_free(spm);
     ckpt_free(&c);
     return 0;

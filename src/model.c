@@ -45,6 +45,8 @@ model_config model_config_default(void) {
     c.tau = 0.0f;
     c.penal_mask = PENAL_ALL;
     c.seed = 1;
+    c.fusion = FUSION_NONE;
+    c.img_positions = 1;
     return c;
 }
 
@@ -53,8 +55,11 @@ static const struct {
     unsigned bit;
 } penal_names[] = {
     {"enc_self", PENAL_ENC_SELF}, {"enc_ffn", PENAL_ENC_FFN},   {"dec_self", PENAL_DEC_SELF},
-    {"dec_cross", PENAL_DEC_CROSS}, {"dec_ffn", PENAL_DEC_FFN},
+    {"dec_cross", PENAL_DEC_CROSS}, {"dec_ffn", PENAL_DEC_FFN}, {"fusion", PENAL_FUSION},
 };
+#define N_PENAL_NAMES (sizeof penal_names / sizeof penal_names[0])
+
+static const char *const fusion_names[] = {"none", "gated", "selective"};
 
 static int cfg_int(const cJSON *it, const char *where, int lo, int hi, int *out,
                    mmt_status *st) {
@@ -105,11 +110,12 @@ static int cfg_penal(model_config *c, const cJSON *obj, const char *where, mmt_s
             const cJSON *s;
             cJSON_ArrayForEach(s, it) {
                 unsigned bit = 0;
-                for (size_t i = 0; cJSON_IsString(s) && i < 5; i++)
+                for (size_t i = 0; cJSON_IsString(s) && i < N_PENAL_NAMES; i++)
                     if (!strcmp(s->valuestring, penal_names[i].name)) bit = penal_names[i].bit;
                 if (!bit)
                     return mmt_fail(st, "%s: \"penal.sublayers\": unknown sublayer %s (expected "
-                                    "enc_self, enc_ffn, dec_self, dec_cross, dec_ffn)", where,
+                                    "enc_self, enc_ffn, dec_self, dec_cross, dec_ffn, fusion)",
+                                    where,
                                     cJSON_IsString(s) ? s->valuestring : "(not a string)");
                 mask |= bit;
             }
@@ -155,6 +161,28 @@ int model_config_apply(model_config *c, const cJSON *obj, const char *where, mmt
                             "is supported", where);
         } else if (!strcmp(k, "penal")) {
             rc = cfg_penal(c, it, where, st);
+        } else if (!strcmp(k, "fusion")) {
+            int f = -1;
+            for (int i = 0; cJSON_IsString(it) && i < 3; i++)
+                if (!strcmp(it->valuestring, fusion_names[i])) f = i;
+            rc = f >= 0 ? MMT_OK
+                 : mmt_fail(st, "%s: \"fusion\": expected \"none\", \"gated\" or "
+                            "\"selective\"", where);
+            if (!rc) c->fusion = f;
+        } else if (!strcmp(k, "image_dropout")) {
+            rc = cfg_float(it, where, 0.0, 0.99, &c->img_dropout, st);
+        } else if (!strcmp(k, "image_positions")) {
+            rc = cJSON_IsBool(it) ? MMT_OK
+                 : mmt_fail(st, "%s: \"image_positions\": expected true or false", where);
+            if (!rc) c->img_positions = cJSON_IsTrue(it);
+        } else if (!strcmp(k, "image_dim")) {
+            rc = cfg_int(it, where, 0, 1 << 24, &c->img_dim, st);
+        } else if (!strcmp(k, "image_regions")) {
+            rc = cfg_int(it, where, 0, 1 << 20, &c->img_regions, st);
+        } else if (!strcmp(k, "image_size")) {
+            rc = cfg_int(it, where, 0, 1 << 16, &c->img_size, st);
+        } else if (!strcmp(k, "image_patch")) {
+            rc = cfg_int(it, where, 0, 1 << 16, &c->img_patch, st);
         } else if (!strcmp(k, "description")) {
             rc = MMT_OK;
         } else if (!strcmp(k, "vocab_size")) {
@@ -196,10 +224,19 @@ char *model_config_to_json(const model_config *c) {
     cJSON *pen = cJSON_AddObjectToObject(o, "penal");
     cJSON_AddNumberToObject(pen, "tau", c->tau);
     cJSON *subs = cJSON_AddArrayToObject(pen, "sublayers");
-    for (size_t i = 0; i < sizeof penal_names / sizeof penal_names[0]; i++)
+    for (size_t i = 0; i < N_PENAL_NAMES; i++)
         if (c->penal_mask & penal_names[i].bit)
             cJSON_AddItemToArray(subs, cJSON_CreateString(penal_names[i].name));
     cJSON_AddBoolToObject(pen, "before_dropout", c->penal_before_dropout);
+    cJSON_AddStringToObject(o, "fusion", fusion_names[c->fusion]);
+    if (c->fusion != FUSION_NONE) {
+        cJSON_AddNumberToObject(o, "image_dropout", c->img_dropout);
+        cJSON_AddBoolToObject(o, "image_positions", c->img_positions);
+        cJSON_AddNumberToObject(o, "image_dim", c->img_dim);
+        cJSON_AddNumberToObject(o, "image_regions", c->img_regions);
+        cJSON_AddNumberToObject(o, "image_size", c->img_size);
+        cJSON_AddNumberToObject(o, "image_patch", c->img_patch);
+    }
     cJSON_AddNumberToObject(o, "vocab_size", c->V);
     cJSON_AddNumberToObject(o, "pad_id", c->pad_id);
     cJSON_AddNumberToObject(o, "bos_id", c->bos_id);
@@ -303,6 +340,23 @@ static void build_table(mmt_model *m) {
         m->dec_norm_g = add_tensor(m, "dec.norm.weight", D, 0);
         m->dec_norm_b = add_tensor(m, "dec.norm.bias", D, 0);
     }
+    if (m->cfg.fusion == FUSION_NONE) return;
+
+    /* the image pathway (fusion.h): regions, then the gate and, for the
+     * selective fusion, its attention */
+    fusion_off *f = &m->fo;
+    f->proj_w = add_tensor(m, "img.proj.weight", D, m->cfg.img_dim);
+    f->proj_b = add_tensor(m, "img.proj.bias", D, 0);
+    if (m->cfg.img_positions) f->pos = add_tensor(m, "img.pos", m->cfg.img_regions, D);
+    f->gt_w = add_tensor(m, "fusion.gate_text.weight", D, D);
+    f->gi_w = add_tensor(m, "fusion.gate_image.weight", D, D);
+    f->g_b = add_tensor(m, "fusion.gate.bias", D, 0);
+    if (m->cfg.fusion == FUSION_SELECTIVE) {
+        f->q_w = add_tensor(m, "fusion.q.weight", D, D);
+        f->q_b = add_tensor(m, "fusion.q.bias", D, 0);
+        f->kv_w = add_tensor(m, "fusion.kv.weight", 2 * D, D);
+        f->kv_b = add_tensor(m, "fusion.kv.bias", 2 * D, 0);
+    }
 }
 
 /* A small seeded generator for initialisation (splitmix64). */
@@ -330,7 +384,7 @@ static void init_params(mmt_model *m) {
             for (size_t j = 0; j < t->size; j++) p[j] = 0.0f;
         } else if (is_norm) {
             for (size_t j = 0; j < t->size; j++) p[j] = 1.0f;
-        } else if (!strcmp(t->name, "embed.weight")) {
+        } else if (!strcmp(t->name, "embed.weight") || !strcmp(t->name, "img.pos")) {
             double sd = 1.0 / sqrt((double)m->cfg.D);
             for (size_t j = 0; j < t->size; j += 2) {
                 double u1 = init_uniform(&s) + 1e-300, u2 = init_uniform(&s);
@@ -338,7 +392,8 @@ static void init_params(mmt_model *m) {
                 p[j] = (float)(sd * r * cos(2 * M_PI * u2));
                 if (j + 1 < t->size) p[j + 1] = (float)(sd * r * sin(2 * M_PI * u2));
             }
-            memset(p + (size_t)m->cfg.pad_id * m->cfg.D, 0, m->cfg.D * sizeof *p);
+            if (t->name[0] == 'e') memset(p + (size_t)m->cfg.pad_id * m->cfg.D, 0,
+                                          m->cfg.D * sizeof *p);
         } else {
             /* fused projections are initialised as their D-row blocks would be */
             int rows = t->shape[0], cols = t->shape[1];
@@ -351,6 +406,7 @@ static void init_params(mmt_model *m) {
 
 mmt_model *model_create(const model_config *cfg) {
     MMT_ASSERT(cfg->V > 0 && cfg->D > 0 && cfg->H > 0 && cfg->D % cfg->H == 0);
+    MMT_ASSERT(cfg->fusion == FUSION_NONE || (cfg->img_dim > 0 && cfg->img_regions > 0));
     mmt_model *m = mmt_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->enc = mmt_calloc(cfg->enc_layers, sizeof *m->enc);
@@ -450,6 +506,24 @@ static size_t layout(mmt_model *m, float *base, int B, int S, int T) {
         e->hid_d = act_drop ? take(&b, Ns * F) : e->hid;
     }
     if (c->pre_norm) layout_sub(&b, &m->enc_fin, c, Ns, 0);
+    if (c->fusion != FUSION_NONE) {
+        const size_t Ni = (size_t)B * c->img_regions;
+        m->img_xd = take(&b, Ni * c->img_dim);
+        m->img_v = take(&b, Ni * D);
+        m->img_g = take(&b, (size_t)B * D);
+        m->fa.lam = take(&b, Ns * D);
+        int sel = c->fusion == FUSION_SELECTIVE;
+        m->fa.q = sel ? take(&b, Ns * D) : NULL;
+        m->fa.kv = sel ? take(&b, Ni * 2 * D) : NULL;
+        m->fa.probs = sel ? take(&b, Ns * c->img_regions) : NULL;
+        m->fa.himg = sel ? take(&b, Ns * D) : NULL;
+        m->fus_z = take(&b, Ns * D);
+        m->fus_y = take(&b, Ns * D);
+        m->dimg_v = take(&b, Ni * D);
+        m->dimg_g = take(&b, (size_t)B * D);
+        m->dfus_z = take(&b, Ns * D);
+        m->dfus_h = take(&b, Ns * D);
+    }
     m->tgt_emb = take(&b, Nt * D);
     for (int l = 0; l < c->dec_layers; l++) {
         dec_acts *d = &m->da[l];
@@ -746,8 +820,79 @@ enum { SITE_SELF = 0, SITE_CROSS = 2, SITE_FFN = 4 };
 
 /* =========================================================== the model */
 
-/* The encoder: embeddings, layers, final norm (pre-norm); sets m->enc_out. */
-static void encoder_forward(mmt_model *m, const int *src) {
+static fusion_weights fusion_weights_of(const mmt_model *m) {
+    const float *P = m->params;
+    const fusion_off *f = &m->fo;
+    int sel = m->cfg.fusion == FUSION_SELECTIVE;
+    fusion_weights w = {P + f->gt_w, P + f->gi_w, P + f->g_b, sel ? P + f->q_w : NULL,
+                        sel ? P + f->q_b : NULL, sel ? P + f->kv_w : NULL,
+                        sel ? P + f->kv_b : NULL};
+    return w;
+}
+
+/* The image fusion on the encoder output h: regions, then the gated or
+ * selective branch z and the residual h + z (the penal connection's site).
+ * Returns the fused output. */
+static const float *image_fusion_forward(mmt_model *m, const float *h, const float *img) {
+    const model_config *c = &m->cfg;
+    const int B = m->B, S = m->S, P = c->img_regions, D = c->D;
+    const fusion_off *f = &m->fo;
+    const float *W = m->params;
+    MMT_ASSERT(img != NULL);
+    image_proj_forward(m->img_v, m->img_xd, img, W + f->proj_w, W + f->proj_b,
+                       c->img_positions ? W + f->pos : NULL, drop_p(m, c->img_dropout),
+                       seed_of(m, 2, 0, 2), B, P, c->img_dim, D);
+    fusion_dims d = {B, S, P, D};
+    fusion_weights w = fusion_weights_of(m);
+    if (c->fusion == FUSION_GATED) {
+        image_pool_forward(m->img_g, m->img_v, B, P, D);
+        fusion_gated_forward(m->fus_z, &m->fa, h, m->img_g, &w, &d);
+    } else {
+        fusion_selective_forward(m->fus_z, &m->fa, h, m->img_v, &w, &d);
+    }
+    residual_forward(m->fus_y, h, m->fus_z, (long)B * S * D);
+    m->fus_h = h;
+    return m->fus_y;
+}
+
+/* Backward of image_fusion_forward: from dy (gradient of the fused output)
+ * to m->dfus_h (=, gradient of h) and the image pathway's weights. */
+static void image_fusion_backward(mmt_model *m, const float *dy) {
+    const model_config *c = &m->cfg;
+    const int B = m->B, S = m->S, P = c->img_regions, D = c->D, Ns = B * S;
+    const fusion_off *f = &m->fo;
+    float *G = m->grads;
+    const float pc = c->penal_mask & PENAL_FUSION ? c->tau * m->grad_scale : 0.0f;
+
+    /* the residual h + z, with the penal connection on z */
+    zero_floats(m->dfus_h, (size_t)Ns * D);
+    zero_floats(m->dfus_z, (size_t)Ns * D);
+    residual_backward(m->dfus_h, m->dfus_z, dy, m->fus_z, pc, m->src_pad, Ns, D);
+
+    /* the branch, then the regions */
+    fusion_dims d = {B, S, P, D};
+    fusion_weights w = fusion_weights_of(m);
+    int sel = c->fusion == FUSION_SELECTIVE;
+    fusion_grads dw = {G + f->gt_w, G + f->gi_w, G + f->g_b, sel ? G + f->q_w : NULL,
+                       sel ? G + f->q_b : NULL, sel ? G + f->kv_w : NULL,
+                       sel ? G + f->kv_b : NULL};
+    zero_floats(m->dimg_v, (size_t)B * P * D);
+    if (!sel) {
+        zero_floats(m->dimg_g, (size_t)B * D);
+        fusion_gated_backward(m->dfus_h, m->dimg_g, &dw, m->dfus_z, &m->fa, m->fus_h, m->img_g,
+                              &w, &d);
+        image_pool_backward(m->dimg_v, m->dimg_g, B, P, D);
+    } else {
+        fusion_selective_backward(m->dfus_h, m->dimg_v, &dw, m->dfus_z, &m->fa, m->fus_h,
+                                  m->img_v, &w, &d);
+    }
+    image_proj_backward(G + f->proj_w, G + f->proj_b, c->img_positions ? G + f->pos : NULL,
+                        m->dimg_v, m->img_xd, B, P, c->img_dim, D);
+}
+
+/* The encoder: embeddings, layers, final norm (pre-norm), the image fusion
+ * (with one); sets m->enc_out. */
+static void encoder_forward(mmt_model *m, const int *src, const float *img) {
     const model_config *c = &m->cfg;
     const int B = m->B, S = m->S, D = c->D, Ns = B * S;
     embedding_forward(m->src_emb, src, m->params + m->embed, m->pe, B, S, D);
@@ -768,14 +913,15 @@ static void encoder_forward(mmt_model *m, const int *src) {
                           m->params + m->enc_norm_g, m->params + m->enc_norm_b, Ns, D);
         x = m->enc_fin.h;
     }
+    if (c->fusion != FUSION_NONE) x = image_fusion_forward(m, x, img);
     m->enc_out = (float *)x;
 }
 
-const float *model_encode(mmt_model *m, const int *src, int B, int S) {
+const float *model_encode(mmt_model *m, const int *src, const float *img, int B, int S) {
     m->train = 0;
     m->step = 0;
     prepare(m, src, NULL, B, S, 1);
-    encoder_forward(m, src);
+    encoder_forward(m, src, img);
     return m->enc_out;
 }
 
@@ -786,7 +932,7 @@ xent_result model_forward(mmt_model *m, const mmt_batch *bt, int train, uint64_t
     prepare(m, bt->src, bt->tgt_in, bt->B, bt->S, bt->T);
     const int B = bt->B, T = bt->T, D = c->D, Nt = B * T;
     const float *E = m->params + m->embed;
-    encoder_forward(m, bt->src);
+    encoder_forward(m, bt->src, bt->img);
 
     /* decoder: embeddings, layers, final norm (pre-norm) */
     embedding_forward(m->tgt_emb, bt->tgt_in, E, m->pe, B, T, D);
@@ -933,14 +1079,19 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
     dropout_backward(dx, dy, (long)Nt * D, drop_p(m, c->dropout), seed_of(m, 2, 0, 1));
     embedding_backward(G + m->embed, dx, bt->tgt_in, c->pad_id, B, T, D);
 
-    /* encoder: final norm (pre-norm), then layers, last to first */
+    /* encoder: the image fusion, final norm (pre-norm), then layers, last to first */
+    const float *denc = m->denc;
+    if (c->fusion != FUSION_NONE) {
+        image_fusion_backward(m, m->denc);
+        denc = m->dfus_h;
+    }
     const float *xlast = c->enc_layers ? m->ea[c->enc_layers - 1].ff.y : m->src_emb;
     if (c->pre_norm) {
         zero_floats(dy, (size_t)Ns * D);
-        layernorm_backward(dy, G + m->enc_norm_g, G + m->enc_norm_b, m->denc, m->enc_fin.mean,
+        layernorm_backward(dy, G + m->enc_norm_g, G + m->enc_norm_b, denc, m->enc_fin.mean,
                            m->enc_fin.rstd, xlast, P + m->enc_norm_g, Ns, D);
     } else {
-        memcpy(dy, m->denc, (size_t)Ns * D * sizeof(float));
+        memcpy(dy, denc, (size_t)Ns * D * sizeof(float));
     }
     for (int l = c->enc_layers - 1; l >= 0; l--) {
         enc_acts *A = &m->ea[l];
@@ -990,6 +1141,8 @@ double model_penal_sumsq(const mmt_model *m) {
         if (k & PENAL_DEC_CROSS) s += sub_sumsq(m, &m->da[l].ca, m->tgt_pad, Nt);
         if (k & PENAL_DEC_FFN) s += sub_sumsq(m, &m->da[l].ff, m->tgt_pad, Nt);
     }
+    if ((k & PENAL_FUSION) && m->cfg.fusion != FUSION_NONE)
+        s += sumsq_rows(m->fus_z, m->src_pad, Ns, m->cfg.D);
     return s;
 }
 
@@ -1001,5 +1154,11 @@ double model_step_flops(const mmt_model *m, const mmt_batch *b) {
     double dec = Nt * (6 * D * D + 2 * D * F) + Ns * 2 * D * D + 2 * Nt * b->T * D +
                  2 * Nt * b->S * D;
     double fwd = m->cfg.enc_layers * enc + m->cfg.dec_layers * dec + Nt * D * V;
+    if (m->cfg.fusion != FUSION_NONE) {
+        const double Ni = (double)b->B * m->cfg.img_regions;
+        fwd += Ni * m->cfg.img_dim * D + Ns * 2 * D * D; /* regions; the gate */
+        if (m->cfg.fusion == FUSION_SELECTIVE)
+            fwd += Ns * D * D + Ni * 2 * D * D + 2 * Ns * m->cfg.img_regions * D;
+    }
     return 2.0 * 3.0 * fwd;
 }

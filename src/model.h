@@ -29,8 +29,12 @@ enum {
     PENAL_DEC_SELF = 4,
     PENAL_DEC_CROSS = 8,
     PENAL_DEC_FFN = 16,
-    PENAL_ALL = 31
+    PENAL_ALL = 31,    /* the text sublayers: the default set */
+    PENAL_FUSION = 32  /* the image fusion's residual, opt-in */
 };
+
+/* How image features enter the model (see fusion.h). */
+enum { FUSION_NONE = 0, FUSION_GATED = 1, FUSION_SELECTIVE = 2 };
 
 typedef struct {
     int enc_layers, dec_layers; /* L for encoder and decoder */
@@ -46,6 +50,13 @@ typedef struct {
     unsigned penal_mask;        /* PENAL_* bits: sublayers that carry it */
     int penal_before_dropout;   /* 1: penalise the branch before its dropout */
     uint64_t seed;              /* initialisation and dropout seed */
+    /* the image pathway (fusion != FUSION_NONE) */
+    int fusion;                 /* FUSION_* */
+    int img_dim, img_regions;   /* Dv and P of the image input (B, P, Dv) */
+    float img_dropout;          /* on the image input */
+    int img_positions;          /* learned (P, D) positions added to the projected regions */
+    int img_size, img_patch;    /* PNG input: resized to size x size, cut into patches;
+                                   0 when the input is stored features */
 } model_config;
 
 /* Defaults of transformer-tiny (the Multi30k reference). */
@@ -69,12 +80,14 @@ typedef struct {
 } param_tensor;
 
 /* A batch: token ids, right-padded with pad_id. tgt_in starts with bos;
- * tgt_out is tgt_in shifted left and ends with eos. */
+ * tgt_out is tgt_in shifted left and ends with eos. img holds the image
+ * regions of each row when the model has a fusion (NULL otherwise). */
 typedef struct {
     int B, S, T;
     const int *src;     /* (B, S) */
     const int *tgt_in;  /* (B, T) */
     const int *tgt_out; /* (B, T) */
+    const float *img;   /* (B, P, Dv) or NULL */
 } mmt_batch;
 
 typedef struct mmt_model mmt_model;

@@ -5,6 +5,7 @@
 #ifndef MMT_MODEL_IMPL_H
 #define MMT_MODEL_IMPL_H
 
+#include "fusion.h"
 #include "model.h"
 
 /* Offsets (in floats) of one layer's tensors: the same offsets index the
@@ -49,6 +50,13 @@ typedef struct {
     float *hid, *hid_d;                /* (Nt, F) */
 } dec_acts;
 
+/* Offsets of the image pathway's tensors (fusion.h). */
+typedef struct {
+    size_t proj_w, proj_b, pos;         /* (D, Dv) (D) (P, D) */
+    size_t gt_w, gi_w, g_b;             /* gate: (D, D) (D, D) (D) */
+    size_t q_w, q_b, kv_w, kv_b;        /* selective: (D, D) (D) (2D, D) (2D) */
+} fusion_off;
+
 struct mmt_model {
     model_config cfg;
     int ntensors, cap_tensors;
@@ -59,6 +67,7 @@ struct mmt_model {
     enc_off *enc;           /* (L_enc) */
     dec_off *dec;           /* (L_dec) */
     size_t enc_norm_g, enc_norm_b, dec_norm_g, dec_norm_b; /* pre-norm only */
+    fusion_off fo;          /* with a fusion only */
     float *pe;              /* (max_positions, D) */
 
     /* activation arena, laid out for the current batch shape */
@@ -75,6 +84,14 @@ struct mmt_model {
     dec_acts *da;
     float *enc_out;             /* (Ns, D) encoder output */
     sub_acts enc_fin, dec_fin;  /* pre-norm final norms (h, mean, rstd used) */
+    /* image fusion (with a fusion only) */
+    float *img_xd;              /* (B*P, Dv) image input after dropout */
+    float *img_v;               /* (B*P, D) projected regions */
+    float *img_g;               /* (B, D) pooled (gated) */
+    fusion_acts fa;             /* lam, q, kv, probs, himg */
+    const float *fus_h;         /* (Ns, D) encoder output before the fusion */
+    float *fus_z, *fus_y;       /* (Ns, D) fusion branch and fused output */
+    float *dimg_v, *dimg_g, *dfus_z, *dfus_h; /* backward scratch */
     float *dec_out;             /* (Nt, D) */
     float *logits, *lse, *dlogits; /* (Nt, V) (Nt) (Nt, V); in training dlogits holds
                                       exp(logits - row max), see xent_forward_exp */
@@ -83,8 +100,9 @@ struct mmt_model {
     float *g0, *g1, *dr, *dA, *dh, *dctx, *dqkv, *dhid, *dhid2, *denc, *dkv;
 };
 
-/* Run the encoder alone (no dropout) on src (B, S); the output (B*S, D)
- * lives in the arena until the next forward. */
-const float *model_encode(mmt_model *m, const int *src, int B, int S);
+/* Run the encoder alone (no dropout) on src (B, S) and, with a fusion, the
+ * image regions img (B, P, Dv); the output (B*S, D) lives in the arena
+ * until the next forward. */
+const float *model_encode(mmt_model *m, const int *src, const float *img, int B, int S);
 
 #endif

@@ -19,7 +19,7 @@
 /* ============================================================ key table */
 
 #define NOLIMIT 2147483647.0 /* INT_MAX: an int key without an upper bound */
-#define SUBLAYERS "enc_self|enc_ffn|dec_self|dec_cross|dec_ffn"
+#define SUBLAYERS "enc_self|enc_ffn|dec_self|dec_cross|dec_ffn|fusion"
 
 /* Sections are contiguous, in the order recipes print and docs list them.
  * Model keys mirror what model_config_apply accepts (a preset's keys);
@@ -50,12 +50,18 @@ static const recipe_key keys[] = {
     {"data.train.tgt", RECIPE_STRING, "\"\"", 0, 0, NULL, 0,
      "training target text, line by line parallel to data.train.src"},
     {"data.train.images", RECIPE_STRING, "\"\"", 0, 0, NULL, 0,
-     "reserved: image features of the training lines (.npy or a folder of PNG); \"\" = none"},
+     "the image of each training line: a .npy feature file ((N, D), (N, P, D) or (N, C, H, "
+     "W), float32 or float16) or a list file of PNG paths, one a line; \"\" = none"},
+    {"data.train.image_index", RECIPE_STRING, "\"\"", 0, 0, NULL, 0,
+     "the 0-based image of each training line, one number a line, when lines share images; "
+     "\"\" = line i has image i"},
     {"data.valid.src", RECIPE_STRING, "\"\"", 0, 0, NULL, 0, "validation source text"},
     {"data.valid.tgt", RECIPE_STRING, "\"\"", 0, 0, NULL, 0,
      "validation target text (the references of validation BLEU)"},
     {"data.valid.images", RECIPE_STRING, "\"\"", 0, 0, NULL, 0,
-     "reserved: image features of the validation lines; \"\" = none"},
+     "the image of each validation line, as data.train.images"},
+    {"data.valid.image_index", RECIPE_STRING, "\"\"", 0, 0, NULL, 0,
+     "the image of each validation line, as data.train.image_index"},
     {"data.test.names", RECIPE_STRINGS, "[]", 0, 0, NULL, 0,
      "names of the test sets (test_2016_flickr), as evaluation reports them"},
     {"data.test.src", RECIPE_STRINGS, "[]", 0, 0, NULL, 0,
@@ -63,7 +69,14 @@ static const recipe_key keys[] = {
     {"data.test.tgt", RECIPE_STRINGS, "[]", 0, 0, NULL, 0,
      "reference file of each test set, in the order of data.test.names"},
     {"data.test.images", RECIPE_STRINGS, "[]", 0, 0, NULL, 0,
-     "reserved: image features of each test set, in the order of data.test.names; [] = none"},
+     "the images of each test set, as data.train.images, in the order of data.test.names"},
+    {"data.test.image_index", RECIPE_STRINGS, "[]", 0, 0, NULL, 0,
+     "the image index of each test set, as data.train.image_index; [] = none"},
+    {"data.image_size", RECIPE_INT, "224", 1, 65536, NULL, 0,
+     "PNG images are resized (bilinear) to this many pixels square"},
+    {"data.image_patch", RECIPE_INT, "16", 1, 65536, NULL, 0,
+     "and cut into squares of this many pixels, each a region of patch*patch*3 values for the "
+     "model's learned patch embedding (image_size = image_patch: the whole image, one region)"},
     {"data.max_len", RECIPE_INT, "256", 1, 65536, NULL, 0,
      "training pairs with a side longer than this many subword tokens are left out"},
     {"data.scoring", RECIPE_STRING, "\"raw\"", 0, 0, "tok|raw", 0,
@@ -124,8 +137,14 @@ static const recipe_key keys[] = {
      0, "sublayers that carry the penal connection"},
     {"model.penal.before_dropout", RECIPE_BOOL, "false", 0, 0, NULL, 0,
      "penalise the branch output before its dropout instead of after"},
-    {"model.fusion", RECIPE_STRING, "\"none\"", 0, 0, "none", 0,
-     "reserved: how image features enter the model; none = text only"},
+    {"model.fusion", RECIPE_STRING, "\"none\"", 0, 0, "none|gated|selective", 0,
+     "how the image enters the model: none = text only; gated = a gated sum of the pooled "
+     "image on every encoder output (Wu et al. 2021); selective = one-head attention from the "
+     "encoder outputs over the image regions, mixed in by a gate (Li et al. 2022)"},
+    {"model.image_dropout", RECIPE_FLOAT, "0.0", 0, 0.99, NULL, 0,
+     "dropout on the image input (features or pixels)"},
+    {"model.image_positions", RECIPE_BOOL, "true", 0, 0, NULL, 0,
+     "add a learned position embedding to each projected image region"},
 
     /* train */
     {"train.max_tokens", RECIPE_INT, "4096", 1, 1000000, NULL, 0,
@@ -185,7 +204,7 @@ static const recipe_key keys[] = {
 /* Model keys that are the recipe's, not the model's: model_config_apply
  * never sees them. */
 static const char *const recipe_only_model_keys[] = {
-    "model.preset", "model.description", "model.penal.enabled", "model.fusion",
+    "model.preset", "model.description", "model.penal.enabled",
 };
 
 struct recipe {
@@ -806,10 +825,11 @@ static int check_recipe(const recipe *r, mmt_status *st) {
                                 where, need[i]);
     }
     int ntest = recipe_get_list_len(r, "data.test.names");
-    static const char *const per_test[] = {"data.test.src", "data.test.tgt", "data.test.images"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const per_test[] = {"data.test.src", "data.test.tgt", "data.test.images",
+                                           "data.test.image_index"};
+    for (int i = 0; i < 4; i++) {
         int n = recipe_get_list_len(r, per_test[i]);
-        if (n != ntest && !(i == 2 && n == 0))
+        if (n != ntest && !(i >= 2 && n == 0))
             return mmt_fail(st, "%s: \"%s\": expected %d files, one per data.test.names, got %d",
                             where, per_test[i], ntest, n);
     }
@@ -817,6 +837,23 @@ static int check_recipe(const recipe *r, mmt_status *st) {
         return mmt_fail(st, "%s: \"data.max_len\": expected less than model.max_positions (%d), "
                         "got %d", where, recipe_get_int(r, "model.max_positions"),
                         recipe_get_int(r, "data.max_len"));
+
+    // images: a fusion needs the training and validation images, and images a fusion
+    if (strcmp(recipe_get_string(r, "model.fusion"), "none")) {
+        static const char *const need[] = {"data.train.images", "data.valid.images"};
+        for (int i = 0; i < 2; i++)
+            if (!recipe_get_string(r, need[i])[0])
+                return mmt_fail(st, "%s: \"%s\": required when model.fusion is \"%s\"", where,
+                                need[i], recipe_get_string(r, "model.fusion"));
+        if (recipe_get_int(r, "data.image_size") % recipe_get_int(r, "data.image_patch"))
+            return mmt_fail(st, "%s: \"data.image_size\": expected a multiple of "
+                            "data.image_patch (%d), got %d", where,
+                            recipe_get_int(r, "data.image_patch"),
+                            recipe_get_int(r, "data.image_size"));
+    } else if (recipe_get_string(r, "data.train.images")[0]) {
+        return mmt_fail(st, "%s: \"data.train.images\": given, but model.fusion is \"none\" "
+                        "(set model.fusion to gated or selective, or remove the images)", where);
+    }
 
     // model: heads divide the width; an enabled penal connection does something
     int D = recipe_get_int(r, "model.d_model"), H = recipe_get_int(r, "model.heads");

@@ -29,6 +29,7 @@
 #include "recipe.h"
 #include "spm.h"
 #include "translate.h"
+#include "imageset.h"
 
 typedef struct {
     recipe *r;
@@ -42,6 +43,11 @@ typedef struct {
     batch_plan plan, vplan;
     batch_buf buf;
     data_lines vsrc_lines, vref_lines; /* raw validation text for BLEU */
+    long train_lines, valid_lines;     /* lines of the text files, before filtering */
+    int has_img;                       /* model.fusion is not none */
+    imageset timg, vimg;               /* images of the training and validation lines */
+    float *imgbuf;                     /* (max_B, P, Dv) the image regions of a batch */
+    long *imglines;                    /* (max_B) their lines */
     mmt_model *m;
     adam_state adam;
     train_state ts;
@@ -172,11 +178,13 @@ static int setup_corpora(trainer *t, mmt_status *st) {
         return MMT_ERR;
     log_info("train %s: %s%s", t->train_src, data_stats_str(&s, max_len, buf, sizeof buf),
              cached ? " (from the token cache)" : "");
+    t->train_lines = s.lines;
     run_path(t, "valid.cache", cache, sizeof cache);
     if (data_prepare(&t->valid, t->spm, t->valid_src, t->valid_tgt, max_len, cache, &s,
                      &cached, st))
         return MMT_ERR;
     log_info("valid %s: %s", t->valid_src, data_stats_str(&s, max_len, buf, sizeof buf));
+    t->valid_lines = s.lines;
     if (t->train.n == 0) return mmt_fail(st, "%s: no training pairs left", t->train_src);
     if (data_read_lines(&t->vsrc_lines, t->valid_src, st) ||
         data_read_lines(&t->vref_lines, t->valid_tgt, st))
@@ -189,6 +197,46 @@ static int setup_corpora(trainer *t, mmt_status *st) {
     return MMT_OK;
 }
 
+/* The images of the training and validation lines, when the model has a
+ * fusion: both must serve every line of their text files, with regions of
+ * one shape. */
+static int setup_images(trainer *t, mmt_status *st) {
+    const recipe *r = t->r;
+    t->has_img = strcmp(recipe_get_string(r, "model.fusion"), "none") != 0;
+    if (!t->has_img) return MMT_OK;
+    int size = recipe_get_int(r, "data.image_size"), patch = recipe_get_int(r, "data.image_patch");
+    double t0 = mmt_now();
+    if (imageset_open(&t->timg, recipe_get_string(r, "data.train.images"),
+                      recipe_get_string(r, "data.train.image_index"), size, patch, st) ||
+        imageset_check_lines(&t->timg, t->train_lines, t->train_src, st) ||
+        imageset_open(&t->vimg, recipe_get_string(r, "data.valid.images"),
+                      recipe_get_string(r, "data.valid.image_index"), size, patch, st) ||
+        imageset_check_lines(&t->vimg, t->valid_lines, t->valid_src, st))
+        return MMT_ERR;
+    if (t->vimg.P != t->timg.P || t->vimg.Dv != t->timg.Dv)
+        return mmt_fail(st, "%s: %d regions of %d values per image, but the training images %s "
+                        "have %d of %d", t->vimg.path, t->vimg.P, t->vimg.Dv, t->timg.path,
+                        t->timg.P, t->timg.Dv);
+    int B = t->plan.max_B > t->vplan.max_B ? t->plan.max_B : t->vplan.max_B;
+    t->imgbuf = mmt_malloc((size_t)B * t->timg.P * t->timg.Dv * sizeof(float));
+    t->imglines = mmt_malloc((size_t)B * sizeof(long));
+    log_info("images %s: %ld images for %ld lines, %d regions of %d values each (%.1f s)",
+             t->timg.path, t->timg.n_images, t->timg.n_lines, t->timg.P, t->timg.Dv,
+             mmt_now() - t0);
+    return MMT_OK;
+}
+
+/* Points b->img at the image regions of the k-th batch of plan p over c. */
+static void attach_images(trainer *t, const imageset *s, const pair_corpus *c,
+                          const batch_plan *p, long k, mmt_batch *b) {
+    if (!t->has_img) return;
+    int B;
+    const long *rows = batch_plan_rows(p, k, &B);
+    for (int i = 0; i < B; i++) t->imglines[i] = c->line[rows[i]];
+    imageset_fill(s, t->imglines, B, t->imgbuf);
+    b->img = t->imgbuf;
+}
+
 /* A fresh model from the recipe, or the one in checkpoint_last. */
 static int setup_model(trainer *t, mmt_status *st) {
     model_config cfg;
@@ -198,6 +246,13 @@ static int setup_model(trainer *t, mmt_status *st) {
     cfg.bos_id = spm_bos_id(t->spm);
     cfg.eos_id = spm_eos_id(t->spm);
     cfg.unk_id = spm_unk_id(t->spm);
+    if (t->has_img) {
+        const int png = t->timg.patches != NULL;
+        cfg.img_dim = t->timg.Dv;
+        cfg.img_regions = t->timg.P;
+        cfg.img_size = png ? recipe_get_int(t->r, "data.image_size") : 0;
+        cfg.img_patch = png ? recipe_get_int(t->r, "data.image_patch") : 0;
+    }
     float b1 = (float)recipe_get_list_float(t->r, "train.adam_betas", 0);
     float b2 = (float)recipe_get_list_float(t->r, "train.adam_betas", 1);
     float eps = (float)recipe_get_float(t->r, "train.adam_eps");
@@ -257,6 +312,7 @@ static int validate(trainer *t, valid_result *v, mmt_status *st) {
     for (long k = 0; k < t->vplan.n_batches; k++) {
         mmt_batch b;
         batch_fill(&t->buf, &t->valid, &t->vplan, k, &b);
+        attach_images(t, &t->vimg, &t->valid, &t->vplan, k, &b);
         xent_result x = model_forward(t->m, &b, 0, 0);
         loss += x.loss;
         nll += x.nll;
@@ -276,8 +332,8 @@ static int validate(trainer *t, valid_result *v, mmt_status *st) {
     o.dec.max_len_b = recipe_get_int(t->r, "decode.max_len_b");
     long n = t->vsrc_lines.n;
     char **hyp = mmt_calloc(n + 1, sizeof *hyp);
-    int rc = translate_lines(t->m, t->spm, (const char *const *)t->vsrc_lines.line, n, &o, hyp,
-                             NULL, NULL, st);
+    int rc = translate_lines(t->m, t->spm, (const char *const *)t->vsrc_lines.line, n,
+                             t->has_img ? &t->vimg : NULL, &o, hyp, NULL, NULL, st);
     if (rc == MMT_OK) {
         bleu_config bc;
         bleu_config_default(&bc);
@@ -438,6 +494,7 @@ static int train_loop(trainer *t, mmt_status *st) {
             mmt_batch b;
             long k = t->ts.batch_in_epoch++;
             batch_fill(&t->buf, &t->train, &t->plan, k, &b);
+            attach_images(t, &t->timg, &t->train, &t->plan, k, &b);
             uint64_t dropout_step = (uint64_t)t->ts.step * t->update_freq + micro;
             xent_result x = model_forward(t->m, &b, 1, dropout_step);
             if (!isfinite(x.loss))
@@ -542,6 +599,10 @@ static void trainer_free(trainer *t) {
     pair_corpus_free(&t->valid);
     data_lines_free(&t->vsrc_lines);
     data_lines_free(&t->vref_lines);
+    imageset_close(&t->timg);
+    imageset_close(&t->vimg);
+    free(t->imgbuf);
+    free(t->imglines);
     spm_free(t->spm);
     free(t->spm_bytes);
     free(t->recipe_json);
@@ -582,7 +643,7 @@ int train_run(const train_args *a, mmt_status *st) {
     if (t.log_every < 1) t.log_every = 1;
 
     if (setup_data_paths(&t, st) || setup_tokenizer(&t, st) || setup_corpora(&t, st) ||
-        setup_model(&t, st))
+        setup_images(&t, st) || setup_model(&t, st))
         goto done;
     log_info("model: %zu parameters, %d threads; %ld training batches per epoch of at most %d "
              "tokens, %d per update", model_num_params(t.m), mmt_get_threads(),

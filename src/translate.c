@@ -13,8 +13,8 @@ static int by_length(const void *a, const void *b) {
 }
 
 int translate_lines(mmt_model *m, const spm_model *spm, const char *const *lines, long n,
-                    const translate_opts *o, char **out, float *scores, translate_stats *ts,
-                    mmt_status *st) {
+                    const imageset *images, const translate_opts *o, char **out, float *scores,
+                    translate_stats *ts, mmt_status *st) {
     const int nb = o->dec.nbest, max_src = model_cfg(m)->max_positions - 1;
     double t0 = mmt_now();
     int **ids = mmt_calloc(n ? n : 1, sizeof *ids);
@@ -38,6 +38,10 @@ int translate_lines(mmt_model *m, const spm_model *spm, const char *const *lines
                                   sizeof *hyps);
     const int **bsrc = mmt_malloc((size_t)(o->batch_size > 0 ? o->batch_size : 1) * sizeof *bsrc);
     int *blen = mmt_malloc((size_t)(o->batch_size > 0 ? o->batch_size : 1) * sizeof *blen);
+    const int use_img = images && model_cfg(m)->fusion != FUSION_NONE;
+    float *bimg = use_img ? mmt_malloc((size_t)(o->batch_size > 0 ? o->batch_size : 1) *
+                                       images->P * images->Dv * sizeof *bimg)
+                          : NULL;
     for (long i = 0; i < n && rc == MMT_OK;) {
         /* empty lines are not decoded */
         if (len[order[i]] == 0) {
@@ -58,7 +62,8 @@ int translate_lines(mmt_model *m, const spm_model *spm, const char *const *lines
             blen[B] = len[order[i + B]];
             B++;
         }
-        decode_batch(m, bsrc, blen, B, &o->dec, hyps);
+        if (use_img) imageset_fill(images, order + i, B, bimg);
+        decode_batch(m, bsrc, blen, bimg, B, &o->dec, hyps);
         for (int b = 0; b < B && rc == MMT_OK; b++)
             for (int r = 0; r < nb; r++) {
                 decode_hyp *h = &hyps[b * nb + r];
@@ -73,6 +78,7 @@ int translate_lines(mmt_model *m, const spm_model *spm, const char *const *lines
     free(hyps);
     free(bsrc);
     free(blen);
+    free(bimg);
     for (long i = 0; i < n; i++) free(ids[i]);
     free(ids);
     free(len);

@@ -8,6 +8,7 @@
 #define MMT_TRANSLATE_H
 
 #include "decode.h"
+#include "imageset.h"
 #include "spm.h"
 
 typedef struct {
@@ -21,11 +22,13 @@ typedef struct {
     double seconds;
 } translate_stats;
 
-/* Translate n lines. out[i * nbest + r] receives the r-th hypothesis of
- * line i as malloc'd text; scores (may be NULL) its score. An empty line
- * gives an empty translation. Returns MMT_OK or MMT_ERR (tokenizer error). */
+/* Translate n lines; with a fusion, images holds the image of each line
+ * (line i is its line i; the caller checks the count), else NULL.
+ * out[i * nbest + r] receives the r-th hypothesis of line i as malloc'd
+ * text; scores (may be NULL) its score. An empty line gives an empty
+ * translation. Returns MMT_OK or MMT_ERR (tokenizer error). */
 int translate_lines(mmt_model *m, const spm_model *spm, const char *const *lines, long n,
-                    const translate_opts *o, char **out, float *scores, translate_stats *ts,
-                    mmt_status *st);
+                    const imageset *images, const translate_opts *o, char **out, float *scores,
+                    translate_stats *ts, mmt_status *st);
 
 #endif

@@ -52,7 +52,7 @@ static double forward_logprob(mmt_model *m, const int *src, int slen, const int 
     ti[0] = c->bos_id;
     for (int j = 0; j < ylen; j++) ti[j + 1] = to[j] = y[j];
     to[ylen] = c->eos_id;
-    mmt_batch b = {1, S, T, sb, ti, to};
+    mmt_batch b = {1, S, T, sb, ti, to, NULL};
     xent_result r = model_forward(m, &b, 0, 0);
     /* label smoothing is on in the config: recompute the plain log-probability */
     const float *lg = model_logits(m);
@@ -84,7 +84,7 @@ static void test_consistency(int pre_norm, int beam) {
     o.beam = beam;
     o.nbest = beam;
     decode_hyp *h = calloc(NS * beam, sizeof *h);
-    decode_batch(m, srcs, lens, NS, &o, h);
+    decode_batch(m, srcs, lens, NULL, NS, &o, h);
     const char *norm = pre_norm ? "pre-norm" : "post-norm";
     double worst = 0.0;
     int argmax_all = 1, sorted = 1, nonempty = 0;
@@ -119,10 +119,10 @@ static void test_batch_independence(int beam) {
     decode_opts o = decode_opts_default();
     o.beam = beam;
     decode_hyp all[NS], one;
-    decode_batch(m, srcs, lens, NS, &o, all);
+    decode_batch(m, srcs, lens, NULL, NS, &o, all);
     int same = 1;
     for (int i = 0; i < NS; i++) {
-        decode_batch(m, &srcs[i], &lens[i], 1, &o, &one);
+        decode_batch(m, &srcs[i], &lens[i], NULL, 1, &o, &one);
         same &= one.len == all[i].len && !memcmp(one.ids, all[i].ids, one.len * sizeof(int)) &&
                 fabsf(one.score - all[i].score) < 1e-5f;
         decode_hyp_free(&one);
@@ -140,7 +140,7 @@ static void test_max_len(void) {
     o.max_len_a = 0.0f;
     o.max_len_b = 2;
     decode_hyp h[NS];
-    decode_batch(m, srcs, lens, NS, &o, h);
+    decode_batch(m, srcs, lens, NULL, NS, &o, h);
     int ok = 1;
     for (int i = 0; i < NS; i++) {
         ok &= h[i].len <= 1; /* 2 tokens including eos */

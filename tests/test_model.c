@@ -3,7 +3,8 @@
  * against finite differences on a tiny configuration with padding in source
  * and target and every dropout on; the penal connection against the
  * gradient of loss + tau/2 * sum ||z||^2; tau = 0 against the baseline bit
- * for bit.
+ * for bit. The same for the image fusions (gated, selective), with image
+ * dropout on and the penal connection on the fusion's residual.
  *
  * Tolerance: the model runs in float32, so a central difference of the
  * summed loss (about 10) carries rounding of about 1e-6 * 10 / (2 h); with
@@ -38,7 +39,17 @@ static const int tgt_out[TB * TT] = {
 };
 
 static mmt_batch tiny_batch(void) {
-    return (mmt_batch){TB, TS, TT, src_ids, tgt_in, tgt_out};
+    return (mmt_batch){TB, TS, TT, src_ids, tgt_in, tgt_out, NULL};
+}
+
+/* Image regions for the fusion models: P 3 regions of Dv 5 values per row. */
+enum { TP = 3, TDV = 5 };
+static float tiny_img[TB * TP * TDV];
+
+static mmt_batch tiny_batch_img(void) {
+    gc_rng g = gc_rng_new(99);
+    gc_fill(&g, tiny_img, TB * TP * TDV, 0.0f, 1.0f);
+    return (mmt_batch){TB, TS, TT, src_ids, tgt_in, tgt_out, tiny_img};
 }
 
 static model_config tiny_config(int pre_norm) {
@@ -106,7 +117,8 @@ static int smooth_numeric_grad(loss_ctx *c, const param_tensor *t, const float *
 
 /* Analytic gradients of every tensor against finite differences. */
 static void check_all_grads(mmt_model *m, const char *label) {
-    loss_ctx c = {m, tiny_batch(), 0.0f};
+    const int img = model_cfg(m)->fusion != FUSION_NONE;
+    loss_ctx c = {m, img ? tiny_batch_img() : tiny_batch(), 0.0f};
     xent_result r = model_forward(m, &c.b, 1, 7);
     c.scale = 1.0f / (float)r.ntokens;
     model_zero_grads(m);
@@ -265,7 +277,7 @@ static void test_padding_invariance(void) {
             out2[r * T2 + j] = j < TT ? tgt_out[r * TT + j] : 0;
         }
     }
-    mmt_batch b2 = {TB, S2, T2, src2, in2, out2};
+    mmt_batch b2 = {TB, S2, T2, src2, in2, out2, NULL};
     xent_result r2 = model_forward(m, &b2, 1, 1);
     model_zero_grads(m);
     model_backward(m, &b2, 1.0f);
@@ -273,6 +285,81 @@ static void test_padding_invariance(void) {
           "extra padding: same loss (%.6f vs %.6f)", r1.loss, r2.loss);
     check_close("extra padding: same gradients", model_grads(m), g1, (long)n, 1e-5, 1e-4);
     free(g1);
+    model_free(m);
+}
+
+static model_config fusion_config(int fusion, int pre_norm) {
+    model_config cfg = tiny_config(pre_norm);
+    cfg.fusion = fusion;
+    cfg.img_dim = TDV;
+    cfg.img_regions = TP;
+    cfg.img_dropout = 0.2f;
+    return cfg;
+}
+
+static void test_fusion_grads(int fusion, int pre_norm, float tau, unsigned mask,
+                              const char *label) {
+    model_config cfg = fusion_config(fusion, pre_norm);
+    cfg.tau = tau;
+    cfg.penal_mask = mask;
+    mmt_model *m = model_create(&cfg);
+    jitter(m, 31 + fusion);
+    check_all_grads(m, label);
+    model_free(m);
+}
+
+/* A fusion model reads the image: another image changes the logits; the
+ * penal connection on the fusion alone matches the penalised loss; with
+ * tau = 0 it is the baseline bit for bit. */
+static void test_fusion_uses_image(int fusion, const char *name) {
+    model_config cfg = fusion_config(fusion, 0);
+    mmt_model *m = model_create(&cfg);
+    jitter(m, 41);
+    mmt_batch b = tiny_batch_img();
+    size_t nl = (size_t)TB * TT * cfg.V, n = model_num_params(m);
+    float *logits = mmt_malloc(nl * sizeof(float)), *g0 = mmt_malloc(n * sizeof(float));
+    model_forward(m, &b, 0, 0);
+    memcpy(logits, model_logits(m), nl * sizeof(float));
+    float keep = tiny_img[4];
+    tiny_img[4] += 0.5f;
+    model_forward(m, &b, 0, 0);
+    CHECK(memcmp(logits, model_logits(m), nl * sizeof(float)) != 0,
+          "%s fusion: another image gives other logits", name);
+    tiny_img[4] = keep;
+
+    model_set_penal(m, 0.0f, 0, 0);
+    xent_result r0 = model_forward(m, &b, 1, 3);
+    model_zero_grads(m);
+    model_backward(m, &b, 1.0f / r0.ntokens);
+    memcpy(g0, model_grads(m), n * sizeof(float));
+    model_set_penal(m, 0.0f, PENAL_ALL | PENAL_FUSION, 0);
+    xent_result r1 = model_forward(m, &b, 1, 3);
+    model_zero_grads(m);
+    model_backward(m, &b, 1.0f / r1.ntokens);
+    CHECK(memcmp(g0, model_grads(m), n * sizeof(float)) == 0,
+          "%s fusion, penal tau = 0: gradients identical to the baseline bit for bit", name);
+
+    model_set_penal(m, 0.5f, PENAL_FUSION, 0);
+    loss_ctx c = {m, b, 0.0f};
+    xent_result r = model_forward(m, &c.b, 1, 7);
+    c.scale = 1.0f / r.ntokens;
+    model_zero_grads(m);
+    model_backward(m, &c.b, c.scale);
+    CHECK(model_penal_sumsq(m) > 0.0, "%s fusion: the penalty on the fusion is not zero (%.4f)",
+          name, model_penal_sumsq(m));
+    static const char *const which[] = {"img.proj.weight", "embed.weight"};
+    for (int k = 0; k < 2; k++) {
+        const param_tensor *t = model_find_tensor(m, which[k]);
+        float *num = mmt_malloc(t->size * sizeof(float));
+        int kinks = smooth_numeric_grad(&c, t, model_grads(m) + t->offset, num);
+        char what[160];
+        snprintf(what, sizeof what, "%s fusion, penal only on the fusion: d %s (%d non-smooth "
+                 "left out)", name, which[k], kinks);
+        gc_check(what, model_grads(m) + t->offset, num, (long)t->size, 1e-3, 2e-3, 2e-2);
+        free(num);
+    }
+    free(logits);
+    free(g0);
     model_free(m);
 }
 
@@ -286,4 +373,12 @@ void suite_model(void) {
     test_penal_masks();
     test_determinism();
     test_padding_invariance();
+    test_fusion_grads(FUSION_GATED, 0, 0.0f, PENAL_ALL, "gated fusion, post-norm");
+    test_fusion_grads(FUSION_SELECTIVE, 0, 0.0f, PENAL_ALL, "selective fusion, post-norm");
+    test_fusion_grads(FUSION_GATED, 1, 0.1f, PENAL_ALL | PENAL_FUSION,
+                      "gated fusion, pre-norm, penal tau 0.1 incl. the fusion");
+    test_fusion_grads(FUSION_SELECTIVE, 1, 0.1f, PENAL_ALL | PENAL_FUSION,
+                      "selective fusion, pre-norm, penal tau 0.1 incl. the fusion");
+    test_fusion_uses_image(FUSION_GATED, "gated");
+    test_fusion_uses_image(FUSION_SELECTIVE, "selective");
 }

@@ -1,7 +1,8 @@
 /* test_parity.c - the whole model against the PyTorch reference fixtures
  * (tests/reference, made by make_fixture.py): logits, loss, every gradient,
- * and the losses of a few Adam steps, for post-norm, pre-norm and the penal
- * connection. The reference runs in float64; mmt in float32, so every
+ * and the losses of a few Adam steps, for post-norm, pre-norm, the penal
+ * connection and the two image fusions (gated, selective; penal on the
+ * fusion too). The reference runs in float64; mmt in float32, so every
  * comparison states its tolerance. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -71,6 +72,14 @@ static int read_config(fixture_config *fc, const st_file *f, mmt_status *st) {
     fc->beta2 = (float)config_num(j, "adam_beta2", f->path, st);
     fc->eps = (float)config_num(j, "adam_eps", f->path, st);
     fc->steps = (int)config_num(j, "adam_steps", f->path, st);
+    const cJSON *fu = cJSON_GetObjectItemCaseSensitive(j, "fusion");
+    if (cJSON_IsString(fu)) {
+        c->fusion = !strcmp(fu->valuestring, "gated") ? FUSION_GATED : FUSION_SELECTIVE;
+        c->img_dim = (int)config_num(j, "image_dim", f->path, st);
+        c->img_regions = (int)config_num(j, "image_regions", f->path, st);
+        c->img_positions = (int)config_num(j, "image_positions", f->path, st);
+        if ((int)config_num(j, "penal_fusion", f->path, st)) c->penal_mask |= PENAL_FUSION;
+    }
     cJSON_Delete(j);
     return st->code;
 }
@@ -148,11 +157,15 @@ static void run_fixture(const char *label) {
         b.src = fixture_data(&f, "input.src", ST_I32, (long)b.B * b.S);
         b.tgt_in = fixture_data(&f, "input.tgt_in", ST_I32, (long)b.B * b.T);
         b.tgt_out = fixture_data(&f, "input.tgt_out", ST_I32, (long)b.B * b.T);
+        if (c->fusion != FUSION_NONE)
+            b.img = fixture_data(&f, "input.img", ST_F32,
+                                 (long)b.B * c->img_regions * c->img_dim);
     }
     const float *ref_logits = fixture_data(&f, "out.logits", ST_F32, (long)b.B * b.T * c->V);
     const double *ref_loss = fixture_data(&f, "out.loss", ST_F64, 3);
     const double *ref_adam = fixture_data(&f, "adam.losses", ST_F64, fc.steps + 1);
-    ok = ok && b.src && b.tgt_in && b.tgt_out && ref_logits && ref_loss && ref_adam;
+    ok = ok && b.src && b.tgt_in && b.tgt_out && ref_logits && ref_loss && ref_adam &&
+         (c->fusion == FUSION_NONE || b.img);
     CHECK(ok, "parity %s: inputs and outputs present with the expected shapes", label);
     mmt_model *m = model_create(c);
     if (!ok || !load_params(m, &f, label)) {
@@ -211,4 +224,6 @@ void suite_parity(void) {
     run_fixture("postnorm");
     run_fixture("prenorm");
     run_fixture("penal");
+    run_fixture("gated");
+    run_fixture("selective");
 }

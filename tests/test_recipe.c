@@ -260,7 +260,25 @@ static void bad_input(void) {
                             "\"encself\"]}}}");
     check_error("a bad list element", p, NULL, 0,
                 "\"model.penal.sublayers\"[1]: expected one of \"enc_self\", \"enc_ffn\", "
-                "\"dec_self\", \"dec_cross\", \"dec_ffn\", got \"encself\"");
+                "\"dec_self\", \"dec_cross\", \"dec_ffn\", \"fusion\", got \"encself\"");
+    p = put("fusion-no-images.json", "{" DEMO ", \"model\": {\"fusion\": \"gated\"}}");
+    check_error("a fusion without images", p, NULL, 0,
+                "\"data.train.images\": required when model.fusion is \"gated\"");
+    p = put("images-no-fusion.json", "{\"data\": {\"generate\": \"demo\", \"train\": "
+                                     "{\"images\": \"x.npy\"}}}");
+    check_error("images without a fusion", p, NULL, 0,
+                "\"data.train.images\": given, but model.fusion is \"none\" (set model.fusion "
+                "to gated or selective, or remove the images)");
+    p = put("bad-patch.json", "{\"model\": {\"fusion\": \"selective\"}, \"data\": "
+                              "{\"generate\": \"demo\", \"train\": {\"images\": \"a.txt\"}, "
+                              "\"valid\": {\"images\": \"b.txt\"}, \"image_size\": 20, "
+                              "\"image_patch\": 8}}");
+    check_error("an image size that is not a multiple of the patch", p, NULL, 0,
+                "\"data.image_size\": expected a multiple of data.image_patch (8), got 20");
+    p = put("bad-fusion.json", "{" DEMO ", \"model\": {\"fusion\": \"concat\"}}");
+    check_error("an unknown fusion", p, NULL, 0,
+                "\"model.fusion\": expected one of \"none\", \"gated\", \"selective\", got "
+                "\"concat\"");
     p = put("list-len.json", "{" DEMO ", \"train\": {\"adam_betas\": [0.9]}}");
     check_error("a list of the wrong length", p, NULL, 0,
                 "\"train.adam_betas\": expected a list of 2 numbers, got 1");

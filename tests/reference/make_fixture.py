@@ -3,9 +3,10 @@
 
 Builds the same tiny Transformer encoder-decoder as src/model.c from seeded
 random float32 weights, runs it in float64, and writes for each variant
-(post-norm, pre-norm, post-norm with the penal connection) one safetensors
-file holding the inputs, the parameters, the logits, the loss, every
-gradient and the losses of 5 Adam steps.
+(post-norm, pre-norm, post-norm with the penal connection, and the two image
+fusions: gated, selective) one safetensors file holding the inputs, the
+parameters, the logits, the loss, every gradient and the losses of 5 Adam
+steps.
 
     /usr/bin/python3 tests/reference/make_fixture.py tests/reference   (or: make fixtures)
 
@@ -34,10 +35,14 @@ LABEL_SMOOTHING = 0.1
 LN_EPS = 1e-5
 ADAM_LR, ADAM_BETAS, ADAM_EPS, ADAM_STEPS = 1e-3, (0.9, 0.98), 1e-8, 5
 
-VARIANTS = [  # file name, pre_norm, tau (penal on all five sublayer kinds)
-    ("fixture-postnorm.safetensors", False, 0.0),
-    ("fixture-prenorm.safetensors", True, 0.0),
-    ("fixture-penal.safetensors", False, 0.5),
+P, DV = 4, 6  # image regions per example and their width (fusion variants)
+
+VARIANTS = [  # file name, pre_norm, tau (penal on every sublayer, the fusion's too), fusion
+    ("fixture-postnorm.safetensors", False, 0.0, None),
+    ("fixture-prenorm.safetensors", True, 0.0, None),
+    ("fixture-penal.safetensors", False, 0.5, None),
+    ("fixture-gated.safetensors", False, 0.5, "gated"),
+    ("fixture-selective.safetensors", True, 0.5, "selective"),
 ]
 
 
@@ -58,7 +63,7 @@ def make_batch(gen):
 
 # ------------------------------------------------------------ parameters
 
-def param_shapes(pre_norm):
+def param_shapes(pre_norm, fusion=None):
     """(name, shape) of every parameter, in mmt's table order."""
     shapes = [("embed.weight", (V, D))]
 
@@ -92,14 +97,23 @@ def param_shapes(pre_norm):
         norm(p + "ffn_norm")
     if pre_norm:
         norm("dec.norm")
+    if fusion:
+        linear("img.proj", D, DV)
+        shapes.append(("img.pos", (P, D)))
+        shapes.append(("fusion.gate_text.weight", (D, D)))
+        shapes.append(("fusion.gate_image.weight", (D, D)))
+        shapes.append(("fusion.gate.bias", (D,)))
+        if fusion == "selective":
+            linear("fusion.q", D, D)
+            linear("fusion.kv", 2 * D, D)
     return shapes
 
 
-def make_params(pre_norm, gen):
+def make_params(pre_norm, gen, fusion=None):
     """float32 weights of a sensible scale; norms and biases away from 1 and 0
     so that every gradient path is exercised."""
     params = {}
-    for name, shape in param_shapes(pre_norm):
+    for name, shape in param_shapes(pre_norm, fusion):
         r = torch.randn(shape, generator=gen, dtype=torch.float32)
         if name == "embed.weight":
             p = r * D ** -0.5
@@ -145,8 +159,8 @@ def attention(q, k, v, masked):
 class Model:
     """The forward pass of src/model.c; penal hooks on every residual branch."""
 
-    def __init__(self, p, pre_norm, tau):
-        self.p, self.pre_norm, self.tau = p, pre_norm, tau
+    def __init__(self, p, pre_norm, tau, fusion=None):
+        self.p, self.pre_norm, self.tau, self.fusion = p, pre_norm, tau, fusion
 
     def sublayer(self, x, branch, norm, keep):
         """post-norm: LN(x + z), z = branch(x); pre-norm: x + z, z = branch(LN(x)).
@@ -175,11 +189,36 @@ class Model:
         return lambda x: linear(torch.relu(linear(x, self.p, name + ".fc1")), self.p,
                                 name + ".fc2")
 
+    def penal_hook(self, z, keep):
+        if self.tau > 0 and z.requires_grad:
+            c = self.tau / self.ntokens
+            z.register_hook(lambda g, z=z: g + c * z.detach() * keep)
+
+    def fuse(self, h, img, keep):
+        """The image fusion on the encoder output h (B, S, D) from img (B, P, DV):
+        h + z, the penal connection on z."""
+        p = self.p
+        v = linear(img, p, "img.proj") + p["img.pos"][None]  # (B, P, D)
+        if self.fusion == "gated":
+            g = v.mean(dim=1)  # (B, D)
+            pre = h @ p["fusion.gate_text.weight"].T + \
+                (g @ p["fusion.gate_image.weight"].T + p["fusion.gate.bias"])[:, None]
+            z = torch.sigmoid(pre) * g[:, None]
+        else:
+            q = linear(h, p, "fusion.q")
+            k, u = linear(v, p, "fusion.kv").split(D, dim=-1)
+            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(D), dim=-1) @ u
+            lam = torch.sigmoid(h @ p["fusion.gate_text.weight"].T +
+                                att @ p["fusion.gate_image.weight"].T + p["fusion.gate.bias"])
+            z = lam * (att - h)
+        self.penal_hook(z, keep)
+        return h + z
+
     def embed(self, ids):
         n = ids.shape[1]
         return math.sqrt(D) * self.p["embed.weight"][ids.long()] + positions(n)[None]
 
-    def forward(self, src, tgt_in, tgt_out):
+    def forward(self, src, tgt_in, tgt_out, img=None):
         """Logits (B*T, V) and the summed loss, nll and ntokens."""
         self.ntokens = int((tgt_out != PAD).sum())
         src_keep = (src != PAD).double()[:, :, None]
@@ -197,6 +236,8 @@ class Model:
                               e + "self_attn_norm", src_keep)
             x = self.sublayer(x, self.ffn(e + "ffn"), e + "ffn_norm", src_keep)
         mem = layer_norm(x, self.p, "enc.norm") if self.pre_norm else x
+        if self.fusion:
+            mem = self.fuse(mem, img, src_keep)
 
         # decoder
         y = self.embed(tgt_in)
@@ -248,16 +289,18 @@ def write_safetensors(path, tensors, metadata):
 
 # ------------------------------------------------------------------ main
 
-def make_fixture(path, pre_norm, tau):
+def make_fixture(path, pre_norm, tau, fusion):
     gen = torch.Generator().manual_seed(SEED)
     src, tgt_in, tgt_out = make_batch(gen)
-    params32 = make_params(pre_norm, gen)
+    params32 = make_params(pre_norm, gen, fusion)
+    img32 = torch.rand((B, P, DV), generator=gen, dtype=torch.float32) if fusion else None
+    img = img32.double() if fusion else None
     names = list(params32)
 
     # forward and backward in float64 from the float32 values
     p = {n: params32[n].double().requires_grad_() for n in names}
-    model = Model(p, pre_norm, tau)
-    logits, loss, nll, ntokens = model.forward(src, tgt_in, tgt_out)
+    model = Model(p, pre_norm, tau, fusion)
+    logits, loss, nll, ntokens = model.forward(src, tgt_in, tgt_out, img)
     (loss / ntokens).backward()
     grads = {n: p[n].grad.clone() for n in names}
 
@@ -266,21 +309,26 @@ def make_fixture(path, pre_norm, tau):
     adam_losses = []
     for _ in range(ADAM_STEPS):
         opt.zero_grad()
-        _, step_loss, _, _ = model.forward(src, tgt_in, tgt_out)
+        _, step_loss, _, _ = model.forward(src, tgt_in, tgt_out, img)
         (step_loss / ntokens).backward()
         opt.step()
         adam_losses.append(step_loss.item())
     with torch.no_grad():
-        adam_losses.append(model.forward(src, tgt_in, tgt_out)[1].item())
+        adam_losses.append(model.forward(src, tgt_in, tgt_out, img)[1].item())
 
     config = {"D": D, "F": F, "H": H, "V": V, "enc_layers": ENC_LAYERS,
               "dec_layers": DEC_LAYERS, "pre_norm": int(pre_norm), "tau": tau,
               "label_smoothing": LABEL_SMOOTHING, "pad_id": PAD, "bos_id": BOS,
               "eos_id": EOS, "adam_lr": ADAM_LR, "adam_beta1": ADAM_BETAS[0],
               "adam_beta2": ADAM_BETAS[1], "adam_eps": ADAM_EPS, "adam_steps": ADAM_STEPS}
+    if fusion:
+        config.update({"fusion": fusion, "image_dim": DV, "image_regions": P,
+                       "image_positions": 1, "penal_fusion": 1})
     f32 = lambda t: t.detach().numpy().astype(np.float32)
     tensors = [("input.src", src.numpy()), ("input.tgt_in", tgt_in.numpy()),
                ("input.tgt_out", tgt_out.numpy())]
+    if fusion:
+        tensors.append(("input.img", img32.numpy()))
     tensors += [("param." + n, params32[n].numpy()) for n in names]
     tensors += [("out.logits", f32(logits)),
                 ("out.loss", np.array([loss.item(), nll.item(), ntokens], dtype=np.float64))]
@@ -295,8 +343,8 @@ def make_fixture(path, pre_norm, tau):
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "."
     torch.set_num_threads(1)  # the same float64 sums on every machine
-    for name, pre_norm, tau in VARIANTS:
-        make_fixture("%s/%s" % (out, name), pre_norm, tau)
+    for name, pre_norm, tau, fusion in VARIANTS:
+        make_fixture("%s/%s" % (out, name), pre_norm, tau, fusion)
 
 
 if __name__ == "__main__":

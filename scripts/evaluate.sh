@@ -3,7 +3,8 @@
 # (else best, else last) checkpoint and print one table: test set, BLEU on
 # tokenised lowercased text (multi-bleu.perl's figure: what Multi30k papers
 # report), BLEU as sacreBLEU computes it (13a), chrF2, and the hypothesis /
-# reference length ratio.
+# reference length ratio. A multimodal run's test images (data.test.images,
+# data.test.image_index) go with their test sets.
 #
 # usage: scripts/evaluate.sh RUN_DIR [CKPT] [-- extra mmt-translate options]
 # Translations go to RUN_DIR/eval/NAME.hyp. BIN (default build) holds the programs.
@@ -28,6 +29,8 @@ q() { "$bin/mmt-train" "$recipe" --query "$1"; }
 mapfile -t names < <(q data.test.names)
 mapfile -t srcs < <(q data.test.src)
 mapfile -t tgts < <(q data.test.tgt)
+mapfile -t imgs < <(q data.test.images)
+mapfile -t idxs < <(q data.test.image_index)
 if [ "$(q data.generate)" = demo ]; then
     names=(test); srcs=("$run/data/test.src"); tgts=("$run/data/test.tgt")
 fi
@@ -46,8 +49,13 @@ for i in "${!names[@]}"; do
     hyp=$run/eval/$name.hyp
     ref=$tmp/$name.ref
     zcat -f "${tgts[$i]}" > "$ref"
+    image=()
+    if [ -n "${imgs[$i]:-}" ]; then
+        case ${imgs[$i]} in *.npy) image=(--images "${imgs[$i]}") ;; *) image=(--image-list "${imgs[$i]}") ;; esac
+        [ -n "${idxs[$i]:-}" ] && image+=(--image-index "${idxs[$i]}")
+    fi
     zcat -f "${srcs[$i]}" | "$bin/mmt-translate" --model "$ckpt" --beam "$beam" \
-        --lenpen "$lenpen" --quiet "$@" > "$hyp"
+        --lenpen "$lenpen" --quiet "${image[@]}" "$@" > "$hyp"
     # tokenised lowercased BLEU: the tok files as they are; raw text through 13a, lowercased
     if [ "$scoring" = tok ]; then tokbleu=$("$bin/mmt-bleu" -b -tok none -lc "$ref" < "$hyp")
     else tokbleu=$("$bin/mmt-bleu" -b -lc "$ref" < "$hyp"); fi

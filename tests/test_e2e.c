@@ -3,7 +3,8 @@
  * validation BLEU above 90; its checkpoint translates the test set; the
  * output does not depend on the batch size; empty lines stay; a run killed
  * with SIGKILL and rerun reproduces the uninterrupted run's losses and
- * parameters exactly; bad input stops a run with a message.
+ * parameters exactly; bad input stops a run with a message; a multimodal
+ * (gated) demo trains from .npy features and translates only with images.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "demo.h"
 #include "safetensors.h"
 #include "test.h"
 
@@ -217,10 +219,74 @@ static void test_bad_input(void) {
     free(log);
 }
 
+/* The demo with a gated fusion over the demo's features (a one-hot of each
+ * line's first noun, written next to the demo's data): the image pathway
+ * end to end, in training, validation, checkpoints and mmt-translate. */
+static void test_multimodal(void) {
+    const char *bin = test_bin_dir;
+    static const char *const splits[] = {"train", "valid", "test"};
+    int ok = 1;
+    mmt_status st = {0};
+    for (int i = 0; i < 3 && ok; i++) {
+        char src[4200], npy[4200];
+        snprintf(src, sizeof src, "%s/demo/data/%s.src", tmp, splits[i]);
+        snprintf(npy, sizeof npy, "%s/demo/data/%s.npy", tmp, splits[i]);
+        ok = demo_write_features(src, npy, &st) == MMT_OK;
+    }
+    CHECK(ok, "demo features written next to the demo data %s", st.msg);
+    int rc = sh("%s/mmt-train recipes/demo.json --set output=%s/mm --set model.fusion=gated "
+                "--set data.train.images=%s/demo/data/train.npy "
+                "--set data.valid.images=%s/demo/data/valid.npy --set train.max_updates=200 "
+                "> %s/mm.log 2>&1", bin, tmp, tmp, tmp, tmp);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/mm/log.tsv", tmp);
+    double bleu = last_tsv_value(p, 6);
+    CHECK(rc == 0 && bleu > 50.0, "gated demo: 200 updates from .npy features, validation "
+          "BLEU %.2f > 50 (log: %s/mm.log)", bleu, tmp);
+    ckpt c;
+    snprintf(p, sizeof p, "%s/mm/checkpoint_last.safetensors", tmp);
+    int loaded = ckpt_load(p, &c, 0, &st) == MMT_OK;
+    CHECK(loaded && model_cfg(c.model)->fusion == FUSION_GATED &&
+              model_find_tensor(c.model, "fusion.gate_image.weight") &&
+              model_cfg(c.model)->img_regions == 1,
+          "gated demo: the checkpoint holds the fusion, its tensors and the image shape");
+    if (loaded) ckpt_free(&c);
+
+    rc = sh("%s/mmt-translate --model %s/mm/checkpoint_last.safetensors --quiet "
+            "< %s/demo/data/test.src > /dev/null 2> %s/mm-noimg.log", bin, tmp, tmp, tmp);
+    char *log = slurp("%s/mm-noimg.log", tmp);
+    CHECK(rc == 2 && strstr(log, "--images"), "mmt-translate of a multimodal model without "
+          "images: exit 2, asks for --images");
+    free(log);
+    rc = sh("%s/mmt-translate --model %s/mm/checkpoint_last.safetensors --quiet "
+            "--images %s/demo/data/train.npy < %s/demo/data/test.src > /dev/null 2> %s/mm-n.log",
+            bin, tmp, tmp, tmp, tmp);
+    log = slurp("%s/mm-n.log", tmp);
+    CHECK(rc == 1 && strstr(log, "train.npy") && strstr(log, "4000") && strstr(log, "200"),
+          "mmt-translate with images for another number of lines: error naming the file and "
+          "both counts");
+    free(log);
+    rc = sh("%s/mmt-translate --model %s/mm/checkpoint_last.safetensors --quiet "
+            "--images %s/demo/data/test.npy < %s/demo/data/test.src > %s/mm.hyp && "
+            "%s/mmt-translate --model %s/mm/checkpoint_last.safetensors --quiet --batch-size 3 "
+            "--images %s/demo/data/test.npy < %s/demo/data/test.src > %s/mm3.hyp && "
+            "%s/mmt-bleu -b %s/demo/data/test.tgt < %s/mm.hyp > %s/mm.bleu",
+            bin, tmp, tmp, tmp, tmp, bin, tmp, tmp, tmp, tmp, bin, tmp, tmp, tmp);
+    char *b = slurp("%s/mm.bleu", tmp);
+    char h1[4200], h3[4200];
+    snprintf(h1, sizeof h1, "%s/mm.hyp", tmp);
+    snprintf(h3, sizeof h3, "%s/mm3.hyp", tmp);
+    CHECK(rc == 0 && atof(b) > 50.0 && same_file(h1, h3),
+          "mmt-translate --images: test BLEU %.2f > 50, the same output with batch size 3",
+          atof(b));
+    free(b);
+}
+
 void suite_e2e(void) {
     MMT_ASSERT(mkdtemp(tmp));
     test_demo();
     test_resume();
     test_bad_input();
+    test_multimodal();
     if (test_failed == 0) sh("rm -rf %s", tmp);
 }

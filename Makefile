@@ -32,7 +32,7 @@ else
 Q := @
 endif
 
-PROGRAMS := mmt-train mmt-translate mmt-bleu mmt-average
+PROGRAMS := mmt-train mmt-translate mmt-bleu mmt-average mmt-probe
 LIB_SRC := $(filter-out src/main_%.c,$(wildcard src/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tokenizers/spm.o
 TEST_SRC := $(wildcard tests/*.c)

@@ -1,11 +1,12 @@
 /*
- * image.c - PNG loading, bilinear resize and patch cutting (see image.h).
+ * image.c - PNG loading and writing, bilinear resize and patch cutting
+ * (see image.h).
  *
- * libpng reports errors by longjmp to the setjmp in png_decode. Everything
- * that function changes after its setjmp and reads again after the jump
- * (the pixel buffer and the row pointers) is volatile; libpng's message is
- * copied into a png_ctx owned by the caller, so it is not a local of the
- * function that called setjmp.
+ * libpng reports errors by longjmp to the setjmp in png_decode (or
+ * png_encode). Everything that function changes after its setjmp and reads
+ * again after the jump (the pixel buffer and the row pointers) is volatile;
+ * libpng's message is copied into a png_ctx owned by the caller, so it is
+ * not a local of the function that called setjmp.
  */
 #include "image.h"
 
@@ -206,6 +207,62 @@ int image_load_png(const char *path, int size, float *out, mmt_status *st) {
     if (!native) {
         resize_bilinear(f, img.w, img.h, size, out);
         free(f);
+    }
+    return MMT_OK;
+}
+
+/* Encode rgb (h, w, 3) into the open fp; MMT_ERR with ctx->msg set on a
+ * libpng error. The row pointers are allocated before setjmp, so nothing
+ * changed after it is read after the jump. */
+static int png_encode(FILE *fp, const unsigned char *rgb, int w, int h, png_ctx *ctx) {
+    png_bytep *rows = malloc(sizeof(png_bytep) * (size_t)h);
+    if (!rows) {
+        snprintf(ctx->msg, sizeof ctx->msg, "out of memory for the row pointers");
+        return MMT_ERR;
+    }
+    for (int y = 0; y < h; y++) rows[y] = (png_bytep)rgb + (size_t)y * w * 3;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, ctx, on_png_error,
+                                              on_png_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_write_struct(&png, NULL);
+        free(rows);
+        snprintf(ctx->msg, sizeof ctx->msg, "cannot create the libpng writer");
+        return MMT_ERR;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        free(rows);
+        return MMT_ERR;
+    }
+    png_init_io(png, fp);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    png_write_image(png, rows);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(rows);
+    return MMT_OK;
+}
+
+int image_save_png(const char *path, const unsigned char *rgb, int w, int h, mmt_status *st) {
+    if (w <= 0 || h <= 0)
+        return mmt_fail(st, "%s: cannot write a %dx%d PNG: sizes must be positive", path, w, h);
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return mmt_fail(st, "%s: cannot create: %s", path, strerror(errno));
+    png_ctx ctx = {{0}};
+    int rc = png_encode(fp, rgb, w, h, &ctx);
+    // a write error libpng did not see shows up in ferror, fflush or fclose
+    int flushed = rc == MMT_OK && !ferror(fp) && fflush(fp) == 0;
+    int closed = fclose(fp) == 0;
+    if (rc == MMT_OK && (!flushed || !closed)) {
+        snprintf(ctx.msg, sizeof ctx.msg, "%s", strerror(errno));
+        rc = MMT_ERR;
+    }
+    if (rc != MMT_OK) {
+        remove(path);
+        return mmt_fail(st, "%s: cannot write PNG: %s", path, ctx.msg);
     }
     return MMT_OK;
 }

@@ -1,5 +1,5 @@
 /*
- * image.h - load PNG images for a ViT-style patch embedding.
+ * image.h - load PNG images for a ViT-style patch embedding; write 8-bit RGB ones.
  *
  * Decoding (libpng):
  *   - bit depths 1, 2, 4, 8 and 16; grey, grey+alpha, RGB, RGBA and palette
@@ -33,6 +33,8 @@
  *
  * Errors name the file: "PATH: cannot open: ...", "PATH: not a PNG file",
  * "PATH: corrupt or truncated PNG: <libpng's message>".
+ *
+ * Encoding: image_save_png writes 8-bit RGB (what the probe images need).
  */
 #ifndef MMT_IMAGE_H
 #define MMT_IMAGE_H
@@ -43,6 +45,13 @@
  * above) to size x size; out is (size, size, 3) HWC float32, written only
  * on success. */
 int image_load_png(const char *path, int size, float *out, mmt_status *st);
+
+/* Write rgb, (h, w, 3) 8-bit samples row-major HWC, to path as an 8-bit
+ * RGB, non-interlaced PNG with no ancillary chunks (no time stamp), so the
+ * same pixels always give the same bytes. image_load_png reads it back as
+ * v / 255. The file is written in place; on error it is removed and st says
+ * "PATH: cannot create: ..." or "PATH: cannot write PNG: <libpng's message>". */
+int image_save_png(const char *path, const unsigned char *rgb, int w, int h, mmt_status *st);
 
 /* Cut img, (size, size, 3) HWC, into P = (size / patch)^2 non-overlapping
  * patch x patch squares in raster order (left to right, then top to

@@ -49,6 +49,16 @@ int check_close(const char *name, const float *a, const float *b, long n, double
     return close_report(name, worst, at, n ? a[at] : 0, n ? b[at] : 0, n, bad);
 }
 
+int test_same_file(const char *a, const char *b) {
+    mmt_status st = {0};
+    size_t na = 0, nb = 0;
+    char *x = mmt_read_file(a, &na, &st), *y = mmt_read_file(b, &nb, &st);
+    int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
 int check_close_d(const char *name, const double *a, const double *b, long n, double atol,
                   double rtol) {
     double worst = 0.0;

@@ -23,6 +23,9 @@ int check_close(const char *name, const float *a, const float *b, long n, double
 int check_close_d(const char *name, const double *a, const double *b, long n, double atol,
                   double rtol);
 
+/* 1 when files a and b both read and hold the same bytes. */
+int test_same_file(const char *a, const char *b);
+
 /* Where the runner was started: fixtures are read relative to the
  * repository root (the runner chdirs there). */
 #define TEST_FIXTURE_DIR "tests/reference"

@@ -62,16 +62,6 @@ static int remove_tree(const char *dir) {
     return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int same_file_bytes(const char *a, const char *b) {
-    mmt_status st = {0};
-    size_t na = 0, nb = 0;
-    char *x = mmt_read_file(a, &na, &st), *y = mmt_read_file(b, &nb, &st);
-    int same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 static int same_corpus(const pair_corpus *a, const pair_corpus *b) {
     if (a->n != b->n) return 0;
     size_t n1 = (size_t)a->n + 1;
@@ -342,13 +332,13 @@ static void check_demo(const char *dir) {
     for (int i = 0; same && i < 6; i++) {
         join(p, d1, names[i]);
         join(q, d2, names[i]);
-        same = same_file_bytes(p, q);
+        same = test_same_file(p, q);
     }
     CHECK(same, "data: demo is deterministic for a seed %s", rc == MMT_OK ? "" : st.msg);
     rc = demo_generate(d3, 43, DEMO_N_TRAIN, DEMO_N_VALID, DEMO_N_TEST, &st);
     join(p, d1, "train.src");
     join(q, d3, "train.src");
-    CHECK(rc == MMT_OK && !same_file_bytes(p, q), "data: another seed gives another corpus");
+    CHECK(rc == MMT_OK && !test_same_file(p, q), "data: another seed gives another corpus");
 
     // a second call with the same seed and sizes writes nothing; other sizes rewrite
     ino_t before = inode_of(p);

@@ -31,16 +31,6 @@ static void write_text(const char *path, const char *text) {
     mmt_fclose(fp, path);
 }
 
-static int same_file_bytes(const char *a, const char *b) {
-    mmt_status st = {0};
-    size_t na = 0, nb = 0;
-    char *x = mmt_read_file(a, &na, &st), *y = mmt_read_file(b, &nb, &st);
-    int same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 static int file_is(const char *path, const char *want) {
     mmt_status st = {0};
     size_t n = 0;
@@ -457,7 +447,7 @@ static void make_probe(void) {
     for (size_t i = 0; same && i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", out, names[i]);
         snprintf(path2, sizeof path2, "%s/%s", out2, names[i]);
-        same = same_file_bytes(path, path2);
+        same = test_same_file(path, path2);
     }
     CHECK(same, "probe make twice: byte-identical files");
     CHECK(mmt_now() - t0 < 2.0, "probe make on a tiny corpus is fast (%.2f s)", mmt_now() - t0);

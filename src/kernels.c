@@ -118,7 +118,7 @@ void dropout_residual_backward(float *dx, float *da, const float *dy, const floa
         }
 #pragma omp simd
         for (int i = 0; i < D; i++) {
-            dx[o + i] += dy[o + i];
+            dx[o + i] = dy[o + i];
             float v = cr != 0.0f ? dy[o + i] + cr * z[o + i] : dy[o + i];
             da[o + i] = m[i] != 0.0f ? 0.0f + v * m[i] : 0.0f;
         }
@@ -242,13 +242,14 @@ void linear_forward(float *out, int ld_out, const float *inp, int ld_inp,
     if (kernels_timing) kernels_gemm_seconds += mmt_now() - t0;
 }
 
-void linear_backward(float *dinp, int ld_dinp, float *dw, float *db, const float *dout,
-                     int ld_dout, const float *inp, int ld_inp, const float *w,
-                     int N, int K, int M) {
+/* Both forms: beta 1 adds into dinp, beta 0 overwrites it. */
+static void linear_bwd(float *dinp, int ld_dinp, float beta, float *dw, float *db,
+                       const float *dout, int ld_dout, const float *inp, int ld_inp,
+                       const float *w, int N, int K, int M) {
     double t0 = kernels_timing ? mmt_now() : 0.0;
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, M, 1.0f, dout, ld_dout,
-                    w, K, 1.0f, dinp, ld_dinp);
+                    w, K, beta, dinp, ld_dinp);
     if (dw)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, K, N, 1.0f, dout, ld_dout,
                     inp, ld_inp, 1.0f, dw, K);
@@ -262,6 +263,18 @@ void linear_backward(float *dinp, int ld_dinp, float *dw, float *db, const float
     if (kernels_timing) kernels_gemm_seconds += mmt_now() - t0;
 }
 
+void linear_backward(float *dinp, int ld_dinp, float *dw, float *db, const float *dout,
+                     int ld_dout, const float *inp, int ld_inp, const float *w,
+                     int N, int K, int M) {
+    linear_bwd(dinp, ld_dinp, 1.0f, dw, db, dout, ld_dout, inp, ld_inp, w, N, K, M);
+}
+
+void linear_backward_into(float *dinp, int ld_dinp, float *dw, float *db, const float *dout,
+                          int ld_dout, const float *inp, int ld_inp, const float *w,
+                          int N, int K, int M) {
+    linear_bwd(dinp, ld_dinp, 0.0f, dw, db, dout, ld_dout, inp, ld_inp, w, N, K, M);
+}
+
 /* =================================================================== relu */
 
 void relu_forward(float *out, const float *inp, long n) {
@@ -271,7 +284,7 @@ void relu_forward(float *out, const float *inp, long n) {
 
 void relu_backward(float *dinp, const float *dout, const float *out, long n) {
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+    for (long i = 0; i < n; i++) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 /* ============================================================== attention */
@@ -283,16 +296,17 @@ static inline int attn_visible(const attn_dims *a, int t) {
 
 /* Copy head h of rows x (B*Tk, ld) of batch row b, transposed, into xt
  * (dh, Tkp) with zeros beyond Tk: loops over keys then run over contiguous
- * memory of a whole number of vectors (Tkp is Tk rounded up to 16). */
-static void head_transpose(float *xt, int Tkp, const float *x, int ld, int b, int h,
-                           const attn_dims *a) {
+ * memory of a whole number of vectors (Tkp is Tk rounded up to 16). Kept
+ * out of line so that its loop keeps its own registers. */
+static __attribute__((noinline)) void head_transpose(float *xt, int Tkp, const float *x, int ld,
+                                                     int b, int h, const attn_dims *a) {
     const int Tk = a->Tk, dh = a->dh;
-    for (int j = 0; j < Tk; j++) {
-        const float *xj = x + (size_t)(b * Tk + j) * ld + h * dh;
-        for (int i = 0; i < dh; i++) xt[(size_t)i * Tkp + j] = xj[i];
+    const float *x0 = x + (size_t)b * Tk * ld + (size_t)h * dh;
+    for (int i = 0; i < dh; i++) {
+        float *row = xt + (size_t)i * Tkp;
+#pragma omp simd
+        for (int j = 0; j < Tkp; j++) row[j] = j < Tk ? x0[(size_t)j * ld + i] : 0.0f;
     }
-    for (int i = 0; i < dh; i++)
-        for (int j = Tk; j < Tkp; j++) xt[(size_t)i * Tkp + j] = 0.0f;
 }
 
 /* The kept fraction of attention dropout for element (b, h, t, j) of probs. */
@@ -301,39 +315,74 @@ static inline float attn_keep(const attn_dims *a, uint64_t base, int j) {
     return dropout_keep(a->seed, base + j, a->dropout) ? 1.0f / (1.0f - a->dropout) : 0.0f;
 }
 
+/* Sixteen floats as one value (GCC's vector extension): a sum kept in one
+ * stays in a register, where a float[16] array may live on the stack. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16f_u __attribute__((vector_size(64), aligned(4), may_alias));
+static inline v16f ld16(const float *p) { return *(const v16f_u *)p; }
+static inline void st16(float *p, v16f v) { *(v16f_u *)p = v; }
+
 /* out[j] = scale * sum_i x[i] * yt[i * ld + j] for 16 columns j: four
  * independent sums over i, so additions do not wait on one another. */
 static inline __attribute__((always_inline)) void dot16(float *out, const float *x,
                                                         const float *yt, int ld, const int n,
                                                         float scale) {
-    float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+    v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     int i = 0;
     for (; i + 4 <= n; i += 4) {
-        const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
-        const float *y0 = yt + (size_t)i * ld, *y1 = y0 + ld, *y2 = y1 + ld, *y3 = y2 + ld;
-#pragma omp simd
-        for (int j = 0; j < 16; j++) {
-            a0[j] += x0 * y0[j];
-            a1[j] += x1 * y1[j];
-            a2[j] += x2 * y2[j];
-            a3[j] += x3 * y3[j];
-        }
+        const float *y0 = yt + (size_t)i * ld;
+        a0 += x[i] * ld16(y0);
+        a1 += x[i + 1] * ld16(y0 + ld);
+        a2 += x[i + 2] * ld16(y0 + 2 * ld);
+        a3 += x[i + 3] * ld16(y0 + 3 * ld);
     }
-    for (; i < n; i++) {
-        const float xi = x[i], *yi = yt + (size_t)i * ld;
-#pragma omp simd
-        for (int j = 0; j < 16; j++) a0[j] += xi * yi[j];
-    }
-#pragma omp simd
-    for (int j = 0; j < 16; j++) out[j] = ((a0[j] + a1[j]) + (a2[j] + a3[j])) * scale;
+    for (; i < n; i++) a0 += x[i] * ld16(yt + (size_t)i * ld);
+    st16(out, ((a0 + a1) + (a2 + a3)) * scale);
 }
 
-/* out (dh) = (accumulate ? out : 0) + sum_j w[j] * rows[j * ld ..], 16 columns
- * at a time so that each partial sum stays in a register. */
+/* out (dh) = (accumulate ? out : 0) + sum_j w[j] * rows[j * ld ..]. For the
+ * usual head widths the whole row of sums stays in registers, in two sets
+ * (even and odd j) so that no addition waits on the one before it; other
+ * widths go 16 columns at a time. */
+#define WEIGHTED_ROWS_FIXED(DH)                                                          \
+    static inline __attribute__((always_inline)) void weighted_rows_##DH(               \
+        float *out, int accumulate, const float *w, const float *rows, int ld, int n) {  \
+        enum { NV = DH / 16 };                                                           \
+        v16f a0[NV], a1[NV];                                                             \
+        for (int c = 0; c < NV; c++) a0[c] = a1[c] = (v16f){0};                          \
+        int j = 0;                                                                       \
+        for (; j + 2 <= n; j += 2) {                                                     \
+            const float w0 = w[j], w1 = w[j + 1];                                        \
+            const float *r0 = rows + (size_t)j * ld, *r1 = r0 + ld;                      \
+            for (int c = 0; c < NV; c++) {                                               \
+                a0[c] += w0 * ld16(r0 + 16 * c);                                         \
+                a1[c] += w1 * ld16(r1 + 16 * c);                                         \
+            }                                                                            \
+        }                                                                                \
+        if (j < n) {                                                                     \
+            const float *r0 = rows + (size_t)j * ld;                                     \
+            for (int c = 0; c < NV; c++) a0[c] += w[j] * ld16(r0 + 16 * c);              \
+        }                                                                                \
+        for (int c = 0; c < NV; c++) {                                                   \
+            v16f o = accumulate ? ld16(out + 16 * c) : (v16f){0};                        \
+            st16(out + 16 * c, o + (a0[c] + a1[c]));                                     \
+        }                                                                                \
+    }
+WEIGHTED_ROWS_FIXED(32)
+WEIGHTED_ROWS_FIXED(64)
+
 static inline __attribute__((always_inline)) void weighted_rows(float *out, int accumulate,
                                                                 const float *w,
                                                                 const float *rows, int ld,
                                                                 int n, const int dh) {
+    if (dh == 32) {
+        weighted_rows_32(out, accumulate, w, rows, ld, n);
+        return;
+    }
+    if (dh == 64) {
+        weighted_rows_64(out, accumulate, w, rows, ld, n);
+        return;
+    }
     for (int i0 = 0; i0 < dh; i0 += 16) {
         float acc[16] = {0};
         const int w16 = dh - i0 < 16 ? dh - i0 : 16;
@@ -351,141 +400,175 @@ static inline __attribute__((always_inline)) void weighted_rows(float *out, int 
 }
 
 /* One (b, h) block of the forward pass; dh is a compile-time constant in the
- * specialised copies below, so a query's context stays in registers. */
+ * specialised copies below, so a query's context stays in registers. Each
+ * phase runs over all queries before the next starts, so the queries' work
+ * is independent and overlaps in the CPU. S holds (Tq, Tkp) scores. */
 static inline __attribute__((always_inline)) void
 attn_fwd_block(float *ctx, float *probs, const float *q, const float *k, const float *v,
                const uint8_t *key_pad, const attn_dims *a, int b, int h, const int dh,
-               float *kt, float *keep, float *s) {
+               float *kt, float *kpad, float *S) {
     const int Tq = a->Tq, Tk = a->Tk, H = a->H, D = H * dh, Tkp = (Tk + 15) / 16 * 16;
     const float scale = 1.0f / sqrtf((float)dh);
     head_transpose(kt, Tkp, k, a->ldk, b, h, a);
-    float *kpad = keep + Tkp; /* 1 where the key is not padding */
-    for (int j = 0; j < Tkp; j++)
+    for (int j = 0; j < Tkp; j++) /* 1 where the key is not padding */
         kpad[j] = j < Tk && !(key_pad && key_pad[(size_t)b * Tk + j]) ? 1.0f : 0.0f;
+
+    /* scores = q k^T / sqrt(dh), 16 keys at a time */
     for (int t = 0; t < Tq; t++) {
         const float *qt = q + (size_t)(b * Tq + t) * a->ldq + h * dh;
+        for (int j0 = 0; j0 < Tkp; j0 += 16)
+            dot16(S + (size_t)t * Tkp + j0, qt, kt + j0, Tkp, dh, scale);
+    }
+
+    /* softmax over the visible keys (masked ones exactly 0) into probs; S
+     * keeps the probabilities after dropout */
+    for (int t = 0; t < Tq; t++) {
+        float *st = S + (size_t)t * Tkp;
         float *p = probs + (((size_t)b * H + h) * Tq + t) * Tk;
-        float *c = ctx + (size_t)(b * Tq + t) * D + h * dh;
         const int n = attn_visible(a, t);
+        float *keep = kpad + Tkp, mx = -INFINITY, sum = 0.0f;
 #pragma omp simd
         for (int j = 0; j < Tkp; j++) keep[j] = j < n ? kpad[j] : 0.0f;
-
-        /* scores = q k^T / sqrt(dh), 16 keys at a time */
-        for (int j0 = 0; j0 < Tkp; j0 += 16) dot16(s + j0, qt, kt + j0, Tkp, dh, scale);
-
-        /* softmax over the visible keys; masked ones exactly 0 */
-        float mx = -INFINITY, sum = 0.0f;
 #pragma omp simd reduction(max : mx)
         for (int j = 0; j < Tkp; j++) {
-            float x = keep[j] != 0.0f ? s[j] : -INFINITY;
+            float x = keep[j] != 0.0f ? st[j] : -INFINITY;
             mx = x > mx ? x : mx;
         }
 #pragma omp simd reduction(+ : sum)
         for (int j = 0; j < Tkp; j++) {
-            s[j] = fast_expf(s[j] - mx) * keep[j];
-            sum += s[j];
+            st[j] = fast_expf(st[j] - mx) * keep[j];
+            sum += st[j];
         }
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        for (int j = 0; j < Tk; j++) p[j] = s[j] * inv;
+#pragma omp simd
+        for (int j = 0; j < Tk; j++) p[j] = st[j] * inv;
+        if (a->dropout > 0.0f) {
+            const uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
+            for (int j = 0; j < n; j++) st[j] = p[j] * attn_keep(a, base, j);
+        } else {
+#pragma omp simd
+            for (int j = 0; j < Tk; j++) st[j] = p[j];
+        }
+    }
 
-        /* ctx = dropout(probs) v, 16 columns at a time in a register */
-        const uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
-        for (int j = 0; j < n; j++) s[j] = p[j] * attn_keep(a, base, j);
-        weighted_rows(c, 0, s, v + (size_t)b * Tk * a->ldv + h * dh, a->ldv, n, dh);
+    /* ctx = dropout(probs) v, a query's row of sums in registers */
+    for (int t = 0; t < Tq; t++) {
+        float *c = ctx + (size_t)(b * Tq + t) * D + h * dh;
+        weighted_rows(c, 0, S + (size_t)t * Tkp, v + (size_t)b * Tk * a->ldv + h * dh, a->ldv,
+                      attn_visible(a, t), dh);
     }
 }
 
 void attention_forward(float *ctx, float *probs, const float *q, const float *k,
                        const float *v, const uint8_t *key_pad, const attn_dims *a) {
-    const int B = a->B, Tk = a->Tk, H = a->H, dh = a->dh;
+    const int B = a->B, Tq = a->Tq, Tk = a->Tk, H = a->H, dh = a->dh;
     const int Tkp = (Tk + 15) / 16 * 16;
 #pragma omp parallel
     {
-        float *kt = mmt_malloc((size_t)dh * Tkp * sizeof *kt); /* (dh, Tkp) */
-        float *keep = mmt_malloc((size_t)2 * Tkp * sizeof *keep); /* (2, Tkp) masks */
-        float *s = mmt_malloc((size_t)Tkp * sizeof *s);        /* one row of scores */
+        float *kt = mmt_malloc((size_t)dh * Tkp * sizeof *kt);      /* (dh, Tkp) */
+        float *kpad = mmt_malloc((size_t)2 * Tkp * sizeof *kpad);    /* key masks */
+        float *S = mmt_malloc((size_t)Tq * Tkp * sizeof *S);         /* (Tq, Tkp) */
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++) {
                 if (dh == 32)
-                    attn_fwd_block(ctx, probs, q, k, v, key_pad, a, b, h, 32, kt, keep, s);
+                    attn_fwd_block(ctx, probs, q, k, v, key_pad, a, b, h, 32, kt, kpad, S);
                 else if (dh == 64)
-                    attn_fwd_block(ctx, probs, q, k, v, key_pad, a, b, h, 64, kt, keep, s);
+                    attn_fwd_block(ctx, probs, q, k, v, key_pad, a, b, h, 64, kt, kpad, S);
                 else
-                    attn_fwd_block(ctx, probs, q, k, v, key_pad, a, b, h, dh, kt, keep, s);
+                    attn_fwd_block(ctx, probs, q, k, v, key_pad, a, b, h, dh, kt, kpad, S);
             }
         free(kt);
-        free(keep);
-        free(s);
+        free(kpad);
+        free(S);
     }
 }
 
-/* One (b, h) block of the backward pass; dh constant as in attn_fwd_block. */
+/* One (b, h) block of the backward pass; dh constant and phases as in
+ * attn_fwd_block. DP holds (Tq, Tkp) gradients of the probabilities, then
+ * of the scores; WT and DST (Tk, Tq) the dropped-out probabilities and the
+ * scores' gradients transposed, so that each key's dv and dk is one sum
+ * over the queries kept in registers. */
 static inline __attribute__((always_inline)) void
 attn_bwd_block(float *dq, float *dk, float *dv, const float *dctx, const float *probs,
                const float *q, const float *k, const float *v, const attn_dims *a, int b, int h,
-               const int dh, float *vt, float *dp) {
+               const int dh, float *vt, float *DP, float *WT, float *DST) {
     const int Tq = a->Tq, Tk = a->Tk, H = a->H, D = H * dh, Tkp = (Tk + 15) / 16 * 16;
     const float scale = 1.0f / sqrtf((float)dh);
+    const float *dc0 = dctx + (size_t)b * Tq * D + h * dh;
+    const float *q0 = q + (size_t)b * Tq * a->ldq + h * dh;
     head_transpose(vt, Tkp, v, a->ldv, b, h, a);
+
+    /* through ctx = dropout(p) v: dp = dctx . v_j */
+    for (int t = 0; t < Tq; t++)
+        for (int j0 = 0; j0 < Tkp; j0 += 16)
+            dot16(DP + (size_t)t * Tkp + j0, dc0 + (size_t)t * D, vt + j0, Tkp, dh, 1.0f);
+
+    /* softmax: ds = p (dp - sum p dp) / sqrt(dh), dropout in between; masked
+     * keys have p = 0, so their ds and w are 0 */
     for (int t = 0; t < Tq; t++) {
         const float *p = probs + (((size_t)b * H + h) * Tq + t) * Tk;
-        const float *dc = dctx + (size_t)(b * Tq + t) * D + h * dh;
-        const float *qt = q + (size_t)(b * Tq + t) * a->ldq + h * dh;
-        float *dqt = dq + (size_t)(b * Tq + t) * a->ldq + h * dh;
-        const int n = attn_visible(a, t);
-        const uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
-
-        /* through ctx = dropout(p) v: dp = dctx . v_j, dv_j += dropout(p_j) dctx */
-        for (int j0 = 0; j0 < Tkp; j0 += 16) dot16(dp + j0, dc, vt + j0, Tkp, dh, 1.0f);
+        float *dp = DP + (size_t)t * Tkp;
         float dot = 0.0f;
-        for (int j = 0; j < n; j++) {
-            const float keep = attn_keep(a, base, j), w = p[j] * keep;
-            dp[j] *= keep;
-            dot += p[j] * dp[j];
-            if (w == 0.0f) continue;
-            float *dvj = dv + (size_t)(b * Tk + j) * a->ldv + h * dh;
-#pragma omp simd
-            for (int i = 0; i < dh; i++) dvj[i] += w * dc[i];
+        if (a->dropout > 0.0f) {
+            const uint64_t base = (((uint64_t)b * H + h) * Tq + t) * Tk;
+            for (int j = 0; j < Tk; j++) {
+                const float keep = attn_keep(a, base, j);
+                WT[(size_t)j * Tq + t] = p[j] * keep;
+                dp[j] *= keep;
+            }
+        } else {
+            for (int j = 0; j < Tk; j++) WT[(size_t)j * Tq + t] = p[j];
         }
-
-        /* softmax: ds = p (dp - sum p dp), then through q k^T / sqrt(dh):
-         * dk_j += ds_j q, and dq += sum_j ds_j k_j, 16 columns at a time */
-        for (int j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - dot) * scale;
-        for (int j = 0; j < n; j++) {
-            const float ds = dp[j];
-            if (ds == 0.0f) continue;
-            float *dkj = dk + (size_t)(b * Tk + j) * a->ldk + h * dh;
+#pragma omp simd reduction(+ : dot)
+        for (int j = 0; j < Tk; j++) dot += p[j] * dp[j];
 #pragma omp simd
-            for (int i = 0; i < dh; i++) dkj[i] += ds * qt[i];
-        }
-        weighted_rows(dqt, 1, dp, k + (size_t)b * Tk * a->ldk + h * dh, a->ldk, n, dh);
+        for (int j = 0; j < Tk; j++) dp[j] = p[j] * (dp[j] - dot) * scale;
+        for (int j = 0; j < Tk; j++) DST[(size_t)j * Tq + t] = dp[j];
     }
+
+    /* dv_j = sum_t w_tj dctx_t, dk_j = sum_t ds_tj q_t (causal: t >= j) */
+    for (int j = 0; j < Tk; j++) {
+        const int t0 = a->causal ? (j < Tq ? j : Tq) : 0;
+        float *dvj = dv + (size_t)(b * Tk + j) * a->ldv + h * dh;
+        float *dkj = dk + (size_t)(b * Tk + j) * a->ldk + h * dh;
+        weighted_rows(dvj, 0, WT + (size_t)j * Tq + t0, dc0 + (size_t)t0 * D, D, Tq - t0, dh);
+        weighted_rows(dkj, 0, DST + (size_t)j * Tq + t0, q0 + (size_t)t0 * a->ldq, a->ldq,
+                      Tq - t0, dh);
+    }
+
+    /* dq_t = sum_j ds_tj k_j */
+    for (int t = 0; t < Tq; t++)
+        weighted_rows(dq + (size_t)(b * Tq + t) * a->ldq + h * dh, 0, DP + (size_t)t * Tkp,
+                      k + (size_t)b * Tk * a->ldk + h * dh, a->ldk, attn_visible(a, t), dh);
 }
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dctx,
                         const float *probs, const float *q, const float *k,
                         const float *v, const uint8_t *key_pad, const attn_dims *a) {
-    const int B = a->B, Tk = a->Tk, H = a->H, dh = a->dh;
+    const int B = a->B, Tq = a->Tq, Tk = a->Tk, H = a->H, dh = a->dh;
     const int Tkp = (Tk + 15) / 16 * 16;
     (void)key_pad; /* masked keys have probability 0: nothing flows to them */
     /* each (b, h) writes its own head's columns of dq, dk, dv: no races */
 #pragma omp parallel
     {
         float *vt = mmt_malloc((size_t)dh * Tkp * sizeof *vt); /* (dh, Tkp) */
-        float *dp = mmt_malloc((size_t)Tkp * sizeof *dp);
+        float *DP = mmt_malloc((size_t)Tq * Tkp * sizeof *DP);  /* (Tq, Tkp) */
+        float *WT = mmt_malloc((size_t)2 * Tk * Tq * sizeof *WT); /* (2, Tk, Tq) */
+        float *DST = WT + (size_t)Tk * Tq;
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++) {
                 if (dh == 32)
-                    attn_bwd_block(dq, dk, dv, dctx, probs, q, k, v, a, b, h, 32, vt, dp);
+                    attn_bwd_block(dq, dk, dv, dctx, probs, q, k, v, a, b, h, 32, vt, DP, WT, DST);
                 else if (dh == 64)
-                    attn_bwd_block(dq, dk, dv, dctx, probs, q, k, v, a, b, h, 64, vt, dp);
+                    attn_bwd_block(dq, dk, dv, dctx, probs, q, k, v, a, b, h, 64, vt, DP, WT, DST);
                 else
-                    attn_bwd_block(dq, dk, dv, dctx, probs, q, k, v, a, b, h, dh, vt, dp);
+                    attn_bwd_block(dq, dk, dv, dctx, probs, q, k, v, a, b, h, dh, vt, DP, WT, DST);
             }
         free(vt);
-        free(dp);
+        free(DP);
+        free(WT);
     }
 }
 

@@ -55,10 +55,10 @@ void dropout_backward(float *dinp, const float *dout, long n, float p, uint64_t 
  * residual_forward, bit for bit. */
 void dropout_residual_forward(float *y, float *z, const float *x, const float *a, float p,
                               uint64_t seed, int N, int D);
-/* Its backward with the penal connection on z: dx += dy; da = dropout'(dy
- * + c z) on rows that are not padding, dropout'(dy) on padding rows. da is
- * OVERWRITTEN. The same as residual_backward into a zeroed dz, then
- * dropout_backward into a zeroed da, bit for bit. */
+/* Its backward with the penal connection on z: dx = dy; da = dropout'(dy
+ * + c z) on rows that are not padding, dropout'(dy) on padding rows. Both
+ * are OVERWRITTEN. The same as residual_backward into a zeroed dx and dz,
+ * then dropout_backward into a zeroed da, bit for bit. */
 void dropout_residual_backward(float *dx, float *da, const float *dy, const float *z, float c,
                                const uint8_t *row_pad, float p, uint64_t seed, int N, int D);
 
@@ -96,10 +96,15 @@ void linear_forward(float *out, int ld_out, const float *inp, int ld_inp,
 void linear_backward(float *dinp, int ld_dinp, float *dw, float *db, const float *dout,
                      int ld_dout, const float *inp, int ld_inp, const float *w,
                      int N, int K, int M);
+/* The same with dinp (N, K) = dout w, overwritten: no zeroing first. */
+void linear_backward_into(float *dinp, int ld_dinp, float *dw, float *db, const float *dout,
+                          int ld_dout, const float *inp, int ld_inp, const float *w,
+                          int N, int K, int M);
 
 /* ------------------------------------------------------------------ relu */
 
 void relu_forward(float *out, const float *inp, long n);             /* in place ok */
+/* dinp = dout where out > 0, else 0: overwritten. */
 void relu_backward(float *dinp, const float *dout, const float *out, long n);
 
 /* ------------------------------------------------------------- attention */
@@ -118,7 +123,8 @@ typedef struct {
  * every key masked gives zeros. */
 void attention_forward(float *ctx, float *probs, const float *q, const float *k,
                        const float *v, const uint8_t *key_pad, const attn_dims *a);
-/* dq, dk, dv use the strides of q, k, v. */
+/* dq, dk, dv use the strides of q, k, v; their head columns of every row are
+ * overwritten (not added to), other columns are left as they are. */
 void attention_backward(float *dq, float *dk, float *dv, const float *dctx,
                         const float *probs, const float *q, const float *k,
                         const float *v, const uint8_t *key_pad, const attn_dims *a);

@@ -629,8 +629,8 @@ static void penal_add(float *da, const float *a, float c, const uint8_t *pad, in
     }
 }
 
-/* Backward of sub_out: from dy (gradient of s->y) to dx (+=, the skip path)
- * and m->dA (=, gradient of the branch output a). With pre-norm the branch
+/* Backward of sub_out: from dy (gradient of s->y) to dx (=, the skip path)
+ * and m->dA (=, gradient of the branch output a); both are overwritten. With pre-norm the branch
  * input's gradient must still go through sub_in_backward. */
 static void sub_out_backward(mmt_model *m, sub_acts *s, float *dx, const float *dy, size_t g,
                              size_t b, int N, uint64_t seed, int penal, const uint8_t *pad) {
@@ -650,6 +650,7 @@ static void sub_out_backward(mmt_model *m, sub_acts *s, float *dx, const float *
     if (s->z != s->a) {
         dropout_residual_backward(dx, m->dA, dsum, s->z, before ? 0.0f : c, pad, p, seed, N, D);
     } else {
+        zero_floats(dx, n);
         zero_floats(m->dA, n);
         residual_backward(dx, m->dA, dsum, s->z, c, pad, N, D);
     }
@@ -702,17 +703,16 @@ static void self_attn_backward(mmt_model *m, sub_acts *s, const float *qkv, cons
     sub_out_backward(m, s, dx, dy, w->g, w->b, N, seed, penal, pad);
 
     /* out projection, attention, then the fused q, k, v projection */
-    zero_floats(m->dctx, (size_t)N * D);
-    linear_backward(m->dctx, D, G + w->out_w, G + w->out_b, m->dA, D, ctx, D, P + w->out_w, N,
-                    D, D);
-    zero_floats(m->dqkv, (size_t)N * 3 * D);
+    linear_backward_into(m->dctx, D, G + w->out_w, G + w->out_b, m->dA, D, ctx, D,
+                         P + w->out_w, N, D, D);
     attn_dims ad = dims_of(m, T, T, 3 * D, 3 * D, causal, seed + 1);
     attention_backward(m->dqkv, m->dqkv + D, m->dqkv + 2 * D, m->dctx, probs, qkv, qkv + D,
                        qkv + 2 * D, pad, &ad);
-    float *din = m->cfg.pre_norm ? m->dh : dx;
-    if (m->cfg.pre_norm) zero_floats(m->dh, (size_t)N * D);
-    linear_backward(din, D, G + w->qkv_w, G + w->qkv_b, m->dqkv, 3 * D,
-                    m->cfg.pre_norm ? s->h : x, D, P + w->qkv_w, N, D, 3 * D);
+    /* pre-norm: the branch input's gradient is new (m->dh); post-norm: it
+     * adds to the skip's in dx */
+    (m->cfg.pre_norm ? linear_backward_into : linear_backward)(
+        m->cfg.pre_norm ? m->dh : dx, D, G + w->qkv_w, G + w->qkv_b, m->dqkv, 3 * D,
+        m->cfg.pre_norm ? s->h : x, D, P + w->qkv_w, N, D, 3 * D);
     sub_in_backward(m, s, dx, m->dh, x, w->g, w->b, N);
 }
 
@@ -740,9 +740,8 @@ static void ffn_backward(mmt_model *m, sub_acts *s, const float *hid, const floa
     sub_out_backward(m, s, dx, dy, w->g, w->b, N, seed, penal, pad);
 
     /* fc2, activation dropout, relu, fc1 */
-    zero_floats(m->dhid, nf);
-    linear_backward(m->dhid, F, G + w->fc2_w, G + w->fc2_b, m->dA, D, hid_d, F, P + w->fc2_w,
-                    N, F, D);
+    linear_backward_into(m->dhid, F, G + w->fc2_w, G + w->fc2_b, m->dA, D, hid_d, F,
+                         P + w->fc2_w, N, F, D);
     float *dact = m->dhid;
     if (hid_d != hid) {
         zero_floats(m->dhid2, nf);
@@ -750,12 +749,10 @@ static void ffn_backward(mmt_model *m, sub_acts *s, const float *hid, const floa
         dact = m->dhid2;
     }
     float *dpre = dact == m->dhid ? m->dhid2 : m->dhid;
-    zero_floats(dpre, nf);
     relu_backward(dpre, dact, hid, nf);
-    float *din = m->cfg.pre_norm ? m->dh : dx;
-    if (m->cfg.pre_norm) zero_floats(m->dh, (size_t)N * D);
-    linear_backward(din, D, G + w->fc1_w, G + w->fc1_b, dpre, F, m->cfg.pre_norm ? s->h : x, D,
-                    P + w->fc1_w, N, D, F);
+    (m->cfg.pre_norm ? linear_backward_into : linear_backward)(
+        m->cfg.pre_norm ? m->dh : dx, D, G + w->fc1_w, G + w->fc1_b, dpre, F,
+        m->cfg.pre_norm ? s->h : x, D, P + w->fc1_w, N, D, F);
     sub_in_backward(m, s, dx, m->dh, x, w->g, w->b, N);
 }
 
@@ -784,21 +781,17 @@ static void cross_attn_backward(mmt_model *m, dec_acts *A, float *dx, const floa
     sub_out_backward(m, &A->ca, dx, dy, w->n2_g, w->n2_b, Nt, seed, penal, m->tgt_pad);
 
     /* out projection, attention, then the q and the fused k, v projections */
-    zero_floats(m->dctx, (size_t)Nt * D);
-    linear_backward(m->dctx, D, G + w->cout_w, G + w->cout_b, m->dA, D, A->ca_ctx, D,
-                    P + w->cout_w, Nt, D, D);
+    linear_backward_into(m->dctx, D, G + w->cout_w, G + w->cout_b, m->dA, D, A->ca_ctx, D,
+                         P + w->cout_w, Nt, D, D);
     float *dq = m->dqkv;
-    zero_floats(dq, (size_t)Nt * D);
-    zero_floats(m->dkv, (size_t)Ns * 2 * D);
     attn_dims ad = dims_of(m, m->T, m->S, D, 2 * D, 0, seed + 1);
     attention_backward(dq, m->dkv, m->dkv + D, m->dctx, A->ca_probs, A->q, A->kv, A->kv + D,
                        m->src_pad, &ad);
     linear_backward(m->denc, D, G + w->kv_w, G + w->kv_b, m->dkv, 2 * D, enc, D, P + w->kv_w,
                     Ns, D, 2 * D);
-    float *din = m->cfg.pre_norm ? m->dh : dx;
-    if (m->cfg.pre_norm) zero_floats(m->dh, (size_t)Nt * D);
-    linear_backward(din, D, G + w->q_w, G + w->q_b, dq, D, m->cfg.pre_norm ? A->ca.h : x, D,
-                    P + w->q_w, Nt, D, D);
+    (m->cfg.pre_norm ? linear_backward_into : linear_backward)(
+        m->cfg.pre_norm ? m->dh : dx, D, G + w->q_w, G + w->q_b, dq, D,
+        m->cfg.pre_norm ? A->ca.h : x, D, P + w->q_w, Nt, D, D);
     sub_in_backward(m, &A->ca, dx, m->dh, x, w->n2_g, w->n2_b, Nt);
 }
 
@@ -988,8 +981,7 @@ static void output_backward(mmt_model *m, const mmt_batch *bt, float s, float *d
     for (int i = 0; i < D; i++) colsum[i] = 0.0f;
     for (int v = 0; v < V; v++)
         for (int i = 0; i < D; i++) colsum[i] += E[(size_t)v * D + i];
-    zero_floats(dh, (size_t)Nt * D);
-    linear_backward(dh, D, NULL, NULL, e, V, h, D, E, Nt, D, V);
+    linear_backward_into(dh, D, NULL, NULL, e, V, h, D, E, Nt, D, V);
 #pragma omp parallel for schedule(static)
     for (int row = 0; row < Nt; row++) {
         float *d = dh + (size_t)row * D, *hr = hs + (size_t)row * D;
@@ -1022,12 +1014,12 @@ static void output_backward(mmt_model *m, const mmt_batch *bt, float s, float *d
         for (int i = 0; i < D; i++) dE[(size_t)v * D + i] -= s * eps_i * hsum[i];
 }
 
-/* Swap the two gradient buffers and zero the new output. */
-static void flip(float **dy, float **dx, size_t n) {
+/* Swap the two gradient buffers. Each sublayer's backward overwrites its
+ * dx (the skip path's gradient first, then the branch's added). */
+static void flip(float **dy, float **dx) {
     float *t = *dy;
     *dy = *dx;
     *dx = t;
-    zero_floats(*dx, n);
 }
 
 void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
@@ -1044,16 +1036,15 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
     } else {
         xent_backward(m->dlogits, m->lse, m->logits, bt->tgt_out, c->pad_id, c->label_smoothing,
                       grad_scale, Nt, c->V);
-        zero_floats(dy, (size_t)Nt * D);
-        linear_backward(dy, D, G + m->embed, NULL, m->dlogits, c->V, m->dec_out, D,
-                        P + m->embed, Nt, D, c->V);
+        linear_backward_into(dy, D, G + m->embed, NULL, m->dlogits, c->V, m->dec_out, D,
+                             P + m->embed, Nt, D, c->V);
     }
     const float *ylast = c->dec_layers ? m->da[c->dec_layers - 1].ff.y : m->tgt_emb;
     if (c->pre_norm) {
         zero_floats(dx, (size_t)Nt * D);
         layernorm_backward(dx, G + m->dec_norm_g, G + m->dec_norm_b, dy, m->dec_fin.mean,
                            m->dec_fin.rstd, ylast, P + m->dec_norm_g, Nt, D);
-        flip(&dy, &dx, 0);
+        flip(&dy, &dx);
     }
 
     /* decoder layers, last to first; each sublayer maps dy to dx */
@@ -1063,16 +1054,15 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
         const float *x = l ? m->da[l - 1].ff.y : m->tgt_emb;
         self_off so = dec_self(&m->dec[l]);
         ffn_off fo = dec_ffn(&m->dec[l]);
-        zero_floats(dx, (size_t)Nt * D);
         ffn_backward(m, &A->ff, A->hid, A->hid_d, dx, dy, A->ca.y, &fo, Nt,
                      seed_of(m, 1, l, SITE_FFN), c->penal_mask & PENAL_DEC_FFN, m->tgt_pad);
-        flip(&dy, &dx, (size_t)Nt * D);
+        flip(&dy, &dx);
         cross_attn_backward(m, A, dx, dy, A->sa.y, m->enc_out, &m->dec[l],
                             seed_of(m, 1, l, SITE_CROSS), c->penal_mask & PENAL_DEC_CROSS);
-        flip(&dy, &dx, (size_t)Nt * D);
+        flip(&dy, &dx);
         self_attn_backward(m, &A->sa, A->qkv, A->sa_probs, A->sa_ctx, dx, dy, x, &so, T, 1,
                            m->tgt_pad, seed_of(m, 1, l, SITE_SELF), c->penal_mask & PENAL_DEC_SELF);
-        flip(&dy, &dx, (size_t)Nt * D);
+        flip(&dy, &dx);
     }
     /* target embeddings: through their dropout */
     zero_floats(dx, (size_t)Nt * D);
@@ -1098,13 +1088,12 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
         const float *x = l ? m->ea[l - 1].ff.y : m->src_emb;
         self_off so = enc_self(&m->enc[l]);
         ffn_off fo = enc_ffn(&m->enc[l]);
-        zero_floats(dx, (size_t)Ns * D);
         ffn_backward(m, &A->ff, A->hid, A->hid_d, dx, dy, A->sa.y, &fo, Ns,
                      seed_of(m, 0, l, SITE_FFN), c->penal_mask & PENAL_ENC_FFN, m->src_pad);
-        flip(&dy, &dx, (size_t)Ns * D);
+        flip(&dy, &dx);
         self_attn_backward(m, &A->sa, A->qkv, A->probs, A->ctx, dx, dy, x, &so, S, 0,
                            m->src_pad, seed_of(m, 0, l, SITE_SELF), c->penal_mask & PENAL_ENC_SELF);
-        flip(&dy, &dx, (size_t)Ns * D);
+        flip(&dy, &dx);
     }
     /* source embeddings */
     zero_floats(dx, (size_t)Ns * D);

@@ -735,8 +735,8 @@ static void test_dropout_residual(gc_rng *g) {
         CHECK(!memcmp(y1, y2, sizeof y1) && !memcmp(z1, z2, sizeof z1),
               "dropout_residual_forward (p %.1f) equals dropout then residual, bit for bit", p);
 
-        gc_fill(g, dx1, NN, -1, 1);
-        memcpy(dx2, dx1, sizeof dx1);
+        memset(dx1, 0, sizeof dx1);
+        for (int i = 0; i < NN; i++) dx2[i] = -7.0f; /* overwritten */
         memset(dz, 0, sizeof dz);
         memset(da1, 0, sizeof da1);
         residual_backward(dx1, dz, dy, z1, c, pad, N, D);

@@ -233,7 +233,7 @@ static void make_batch(bench_batch *bb, const model_config *c, int max_tokens, u
         bb->tgt_tokens += q->tgt;
     }
     bb->ids = ids;
-    bb->b = (mmt_batch){B, S, T, src, tin, tout};
+    bb->b = (mmt_batch){.B = B, .S = S, .T = T, .src = src, .tgt_in = tin, .tgt_out = tout};
     free(p);
 }
 

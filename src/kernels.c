@@ -625,6 +625,7 @@ static xent_result xent_rows(float *lse, float *expz, float *rinv, const float *
                 mx = x[i] > mx ? x[i] : mx;
                 xsum += x[i];
             }
+            const float xy = y == pad ? 0.0f : x[y]; /* before e may overwrite x */
             if (e) {
 #pragma omp simd reduction(+ : sum)
                 for (int i = 0; i < V; i++) {
@@ -644,7 +645,7 @@ static xent_result xent_rows(float *lse, float *expz, float *rinv, const float *
             }
 
             /* -log p_y, and the smoothing term -sum_v log p_v = V lse - sum x */
-            double nl = (double)l - x[y];
+            double nl = (double)l - xy;
             double smooth = (double)V * l - xsum;
             acc[0] += (1.0 - eps - eps_i) * nl + eps_i * smooth;
             acc[1] += nl;

@@ -160,7 +160,8 @@ xent_result xent_forward(float *lse, float *dlogits, const float *logits, const 
  * max), zero on pad rows, with rinv (N) = 1 / the row sums of expz, so that
  * the gradient of the summed loss is rinv * expz - smoothed target. Left
  * unnormalised, the gradient's row scaling can be applied to the far smaller
- * (N, D) operands of the output layer's products instead of to (N, V). */
+ * (N, D) operands of the output layer's products instead of to (N, V).
+ * expz may alias logits (the exponentials then replace them). */
 xent_result xent_forward_exp(float *lse, float *expz, float *rinv, const float *logits,
                              const int *targets, int pad, float eps, int N, int V);
 /* dlogits (N, V) = scale * (softmax(logits) - smoothed target), zero on pad

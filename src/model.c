@@ -435,6 +435,7 @@ void model_free(mmt_model *m) {
     free(m->da);
     free(m->pe);
     free(m->arena);
+    free(m->logits_copy);
     free(m->src_pad);
     free(m->tgt_pad);
     free(m);
@@ -543,7 +544,7 @@ static size_t layout(mmt_model *m, float *base, int B, int S, int T) {
     if (c->pre_norm) layout_sub(&b, &m->dec_fin, c, Nt, 0);
     m->logits = take(&b, Nt * V);
     m->lse = take(&b, Nt);
-    m->dlogits = take(&b, Nt * V);
+    m->dlogits = m->logits; /* the largest tensor: its gradient replaces it */
     m->rinv = take(&b, Nt);
 
     /* backward scratch, sized for the longer side */
@@ -587,7 +588,19 @@ static void prepare(mmt_model *m, const int *src, const int *tgt_in, int B, int 
 }
 
 size_t model_arena_bytes(const mmt_model *m) { return m->arena_cap * sizeof(float); }
-const float *model_logits(const mmt_model *m) { return m->logits; }
+const float *model_logits(mmt_model *m) {
+    if (m->logits_valid) return m->logits;
+    /* the buffer now holds exponentials or gradients: recompute h E^T */
+    const size_t n = (size_t)m->B * m->T * m->cfg.V;
+    if (n > m->logits_copy_cap) {
+        free(m->logits_copy);
+        m->logits_copy = mmt_malloc(n * sizeof(float));
+        m->logits_copy_cap = n;
+    }
+    linear_forward(m->logits_copy, m->cfg.V, m->dec_out, m->cfg.D, m->params + m->embed, NULL,
+                   m->B * m->T, m->cfg.D, m->cfg.V);
+    return m->logits_copy;
+}
 
 /* ========================================================= sublayer glue */
 
@@ -951,7 +964,9 @@ xent_result model_forward(mmt_model *m, const mmt_batch *bt, int train, uint64_t
 
     /* output projection (tied to the embeddings) and the loss */
     linear_forward(m->logits, c->V, m->dec_out, D, E, NULL, Nt, D, c->V);
-    /* in training the exponentials the gradient needs come in the same pass */
+    /* in training the exponentials the gradient needs come in the same pass,
+     * in place of the logits */
+    m->logits_valid = !train;
     if (train)
         return xent_forward_exp(m->lse, m->dlogits, m->rinv, m->logits, bt->tgt_out, c->pad_id,
                                 c->label_smoothing, Nt, c->V);
@@ -1028,6 +1043,7 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
     const float *P = m->params;
     float *G = m->grads;
     m->grad_scale = grad_scale;
+    m->logits_valid = 0; /* the buffer gets the logits' gradient */
     float *dy = m->g0, *dx = m->g1;
 
     /* loss and output projection */

@@ -117,8 +117,10 @@ xent_result model_forward(mmt_model *m, const mmt_batch *b, int train, uint64_t 
 /* Backward of the last forward: grads += grad_scale * d(loss + penalty). */
 void model_backward(mmt_model *m, const mmt_batch *b, float grad_scale);
 
-/* Logits of the last forward, (B*T, V), row-major. */
-const float *model_logits(const mmt_model *m);
+/* Logits of the last forward, (B*T, V), row-major. After a training forward
+ * or a backward their buffer holds other values, and they are recomputed
+ * (one more product) into a buffer of their own. */
+const float *model_logits(mmt_model *m);
 /* Sum over the chosen sublayers of ||z||^2 in the last forward (z as the
  * penal connection sees it): the penalty is tau/2 times this. */
 double model_penal_sumsq(const mmt_model *m);

@@ -93,8 +93,13 @@ struct mmt_model {
     float *fus_z, *fus_y;       /* (Ns, D) fusion branch and fused output */
     float *dimg_v, *dimg_g, *dfus_z, *dfus_h; /* backward scratch */
     float *dec_out;             /* (Nt, D) */
-    float *logits, *lse, *dlogits; /* (Nt, V) (Nt) (Nt, V); in training dlogits holds
-                                      exp(logits - row max), see xent_forward_exp */
+    float *logits, *lse, *dlogits; /* (Nt, V) (Nt) (Nt, V), dlogits the same buffer:
+                                      a training forward leaves exp(logits - row max)
+                                      there (see xent_forward_exp), a backward the
+                                      logits' gradient */
+    int logits_valid;              /* the buffer holds the last forward's logits */
+    float *logits_copy;            /* logits recomputed for model_logits, or NULL */
+    size_t logits_copy_cap;
     float *rinv;                   /* (Nt) 1 / row sums of that */
     /* backward scratch */
     float *g0, *g1, *dr, *dA, *dh, *dctx, *dqkv, *dhid, *dhid2, *denc, *dkv;

@@ -294,14 +294,59 @@ static inline int attn_visible(const attn_dims *a, int t) {
     return a->causal ? (t + 1 < a->Tk ? t + 1 : a->Tk) : a->Tk;
 }
 
+/* Sixteen floats as one value (GCC's vector extension): a sum kept in one
+ * stays in a register, where a float[16] array may live on the stack. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16f_u __attribute__((vector_size(64), aligned(4), may_alias));
+static inline v16f ld16(const float *p) { return *(const v16f_u *)p; }
+static inline void st16(float *p, v16f v) { *(v16f_u *)p = v; }
+
+/* Interleaves of two vectors: a0 b0 a1 b1 .. a7 b7, and a8 b8 .. a15 b15. */
+#ifdef __clang__
+#define ZIP_LO(a, b) \
+    __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define ZIP_HI(a, b) \
+    __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+#else
+typedef int v16i __attribute__((vector_size(64)));
+#define ZIP_LO(a, b) \
+    __builtin_shuffle(a, b, (v16i){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23})
+#define ZIP_HI(a, b) \
+    __builtin_shuffle(a, b, (v16i){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})
+#endif
+
+/* A 16x16 tile transposed in registers: four rounds of pairing row k with
+ * row k + 8 by interleaving (a perfect shuffle) transpose any 16x16. */
+static inline void transpose16(v16f r[16]) {
+    for (int round = 0; round < 4; round++) {
+        v16f t[16];
+        for (int k = 0; k < 8; k++) {
+            t[2 * k] = ZIP_LO(r[k], r[k + 8]);
+            t[2 * k + 1] = ZIP_HI(r[k], r[k + 8]);
+        }
+        for (int k = 0; k < 16; k++) r[k] = t[k];
+    }
+}
+
 /* Copy head h of rows x (B*Tk, ld) of batch row b, transposed, into xt
  * (dh, Tkp) with zeros beyond Tk: loops over keys then run over contiguous
- * memory of a whole number of vectors (Tkp is Tk rounded up to 16). Kept
- * out of line so that its loop keeps its own registers. */
+ * memory of a whole number of vectors (Tkp is Tk rounded up to 16). Head
+ * widths that are multiples of 16 go by 16x16 tiles in registers. */
 static __attribute__((noinline)) void head_transpose(float *xt, int Tkp, const float *x, int ld,
                                                      int b, int h, const attn_dims *a) {
     const int Tk = a->Tk, dh = a->dh;
     const float *x0 = x + (size_t)b * Tk * ld + (size_t)h * dh;
+    if (dh % 16 == 0) {
+        for (int j0 = 0; j0 < Tkp; j0 += 16)
+            for (int i0 = 0; i0 < dh; i0 += 16) {
+                v16f r[16];
+                for (int k = 0; k < 16; k++)
+                    r[k] = j0 + k < Tk ? ld16(x0 + (size_t)(j0 + k) * ld + i0) : (v16f){0};
+                transpose16(r);
+                for (int k = 0; k < 16; k++) st16(xt + (size_t)(i0 + k) * Tkp + j0, r[k]);
+            }
+        return;
+    }
     for (int i = 0; i < dh; i++) {
         float *row = xt + (size_t)i * Tkp;
 #pragma omp simd
@@ -314,13 +359,6 @@ static inline float attn_keep(const attn_dims *a, uint64_t base, int j) {
     if (a->dropout <= 0.0f) return 1.0f;
     return dropout_keep(a->seed, base + j, a->dropout) ? 1.0f / (1.0f - a->dropout) : 0.0f;
 }
-
-/* Sixteen floats as one value (GCC's vector extension): a sum kept in one
- * stays in a register, where a float[16] array may live on the stack. */
-typedef float v16f __attribute__((vector_size(64)));
-typedef float v16f_u __attribute__((vector_size(64), aligned(4), may_alias));
-static inline v16f ld16(const float *p) { return *(const v16f_u *)p; }
-static inline void st16(float *p, v16f v) { *(v16f_u *)p = v; }
 
 /* out[j] = scale * sum_i x[i] * yt[i * ld + j] for 16 columns j: four
  * independent sums over i, so additions do not wait on one another. */

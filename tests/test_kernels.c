@@ -540,6 +540,18 @@ static void test_attention(gc_rng *g) {
     static const uint8_t pad_x[3 * 5] = {0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
     test_attention_cross(g, "cross (Tq 4, Tk 5, fused KV, key padding)", 3, 4, 5, 2, 4, pad_x);
     test_attention_self(g, "encoder self with dropout 0.3", 2, 5, 2, 4, 0, 0.3f, pad_enc);
+
+    /* the head widths compiled as constants (32, 64), the generic width-16
+     * path, and more than 16 keys (two tiles of the transposed keys) */
+    static uint8_t pad20[2 * 20], pad18[2 * 18], pad17[2 * 17], pad7[7];
+    pad20[20 + 17] = pad20[20 + 18] = pad20[20 + 19] = 1;
+    pad18[17] = 1;
+    pad17[16] = pad17[17 + 3] = 1;
+    test_attention_self(g, "encoder self, head width 32, 20 keys", 2, 20, 2, 32, 0, 0.0f, pad20);
+    test_attention_self(g, "decoder self, head width 32, causal, 18 keys, dropout 0.2", 2, 18, 1,
+                        32, 1, 0.2f, pad18);
+    test_attention_cross(g, "cross, head width 64, Tq 3, Tk 17", 2, 3, 17, 1, 64, pad17);
+    test_attention_self(g, "encoder self, head width 16", 1, 7, 2, 16, 0, 0.0f, pad7);
 }
 
 /* ======================================================= residual, penal */

@@ -187,9 +187,10 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
     }
 }
 
-void layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
-                        const float *mean, const float *rstd, const float *inp,
-                        const float *g, int N, int D) {
+/* Both forms: accumulate 1 adds into dinp, 0 overwrites it. */
+static void layernorm_bwd(float *dinp, int accumulate, float *dg, float *db, const float *dout,
+                          const float *mean, const float *rstd, const float *inp,
+                          const float *g, int N, int D) {
     /* dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * g;
      * dg, db are summed per thread, then over threads in a fixed order so the
      * result does not depend on timing */
@@ -216,7 +217,7 @@ void layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
 #pragma omp simd
             for (int i = 0; i < D; i++) {
                 float xh = (x[i] - m) * s;
-                dx[i] += s * (dy[i] * g[i] - a - xh * c);
+                dx[i] = (accumulate ? dx[i] : 0.0f) + s * (dy[i] * g[i] - a - xh * c);
             }
         }
     }
@@ -226,6 +227,18 @@ void layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
             db[i] += part[(size_t)t * 2 * D + D + i];
         }
     free(part);
+}
+
+void layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
+                        const float *mean, const float *rstd, const float *inp,
+                        const float *g, int N, int D) {
+    layernorm_bwd(dinp, 1, dg, db, dout, mean, rstd, inp, g, N, D);
+}
+
+void layernorm_backward_into(float *dinp, float *dg, float *db, const float *dout,
+                             const float *mean, const float *rstd, const float *inp,
+                             const float *g, int N, int D) {
+    layernorm_bwd(dinp, 0, dg, db, dout, mean, rstd, inp, g, N, D);
 }
 
 /* ================================================================= linear */

@@ -83,6 +83,10 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 void layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
                         const float *mean, const float *rstd, const float *inp,
                         const float *g, int N, int D);
+/* The same with dinp overwritten: no zeroing first. */
+void layernorm_backward_into(float *dinp, float *dg, float *db, const float *dout,
+                             const float *mean, const float *rstd, const float *inp,
+                             const float *g, int N, int D);
 
 /* ---------------------------------------------------------------- linear */
 

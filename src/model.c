@@ -653,9 +653,8 @@ static void sub_out_backward(mmt_model *m, sub_acts *s, float *dx, const float *
     float c = penal ? m->cfg.tau * m->grad_scale : 0.0f;
     const float *dsum = dy; /* gradient reaching x + z */
     if (!m->cfg.pre_norm) {
-        zero_floats(m->dr, n);
-        layernorm_backward(m->dr, m->grads + g, m->grads + b, dy, s->mean, s->rstd, s->r,
-                           m->params + g, N, D);
+        layernorm_backward_into(m->dr, m->grads + g, m->grads + b, dy, s->mean, s->rstd,
+                                s->r, m->params + g, N, D);
         dsum = m->dr;
     }
     /* penal connection: the branch gets dsum + c z (or + c a before dropout) */
@@ -1057,9 +1056,9 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
     }
     const float *ylast = c->dec_layers ? m->da[c->dec_layers - 1].ff.y : m->tgt_emb;
     if (c->pre_norm) {
-        zero_floats(dx, (size_t)Nt * D);
-        layernorm_backward(dx, G + m->dec_norm_g, G + m->dec_norm_b, dy, m->dec_fin.mean,
-                           m->dec_fin.rstd, ylast, P + m->dec_norm_g, Nt, D);
+        layernorm_backward_into(dx, G + m->dec_norm_g, G + m->dec_norm_b, dy,
+                                m->dec_fin.mean, m->dec_fin.rstd, ylast, P + m->dec_norm_g,
+                                Nt, D);
         flip(&dy, &dx);
     }
 
@@ -1093,9 +1092,9 @@ void model_backward(mmt_model *m, const mmt_batch *bt, float grad_scale) {
     }
     const float *xlast = c->enc_layers ? m->ea[c->enc_layers - 1].ff.y : m->src_emb;
     if (c->pre_norm) {
-        zero_floats(dy, (size_t)Ns * D);
-        layernorm_backward(dy, G + m->enc_norm_g, G + m->enc_norm_b, denc, m->enc_fin.mean,
-                           m->enc_fin.rstd, xlast, P + m->enc_norm_g, Ns, D);
+        layernorm_backward_into(dy, G + m->enc_norm_g, G + m->enc_norm_b, denc,
+                                m->enc_fin.mean, m->enc_fin.rstd, xlast, P + m->enc_norm_g,
+                                Ns, D);
     } else {
         memcpy(dy, denc, (size_t)Ns * D * sizeof(float));
     }

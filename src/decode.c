@@ -40,43 +40,121 @@ typedef struct {
     float *x, *h, *qkv, *ctx, *a, *hid, *logits; /* per live row */
     float *mean, *rstd;
     float *lse;      /* (R) log-sum-exp of each row of logits */
+    int W;           /* candidates kept per row: 2 * beam */
+    struct cand *rcand; /* (R, W) each row's best extensions, best first */
+    int *rncand;     /* (R) how many */
 } dec_state;
+
+/* An extension of a live row by a token, with its summed log-probability. */
+typedef struct cand {
+    float score;
+    int row, tok;
+} cand;
+
+/* Insert (s, row, tok) into the sorted list out (n of at most want; best
+ * first): a candidate enters only if strictly better than the last, and
+ * after any equal ones, so ties keep the order candidates were offered in. */
+static inline void cand_insert(cand *out, int *n, int want, float s, int row, int tok) {
+    if (*n == want && s <= out[*n - 1].score) return;
+    int i = *n < want ? (*n)++ : *n - 1;
+    while (i > 0 && out[i - 1].score < s) {
+        out[i] = out[i - 1];
+        i--;
+    }
+    out[i] = (cand){s, row, tok};
+}
+
+/* The best `want` extensions of row r by summed log-probability base + z -
+ * lse, tokens offered in order. */
+static int row_top(const float *z, float lse, float base, int r, int V, int want, cand *out) {
+    int n = 0;
+    for (int v0 = 0; v0 < V; v0 += 16) {
+        const int v1 = v0 + 16 < V ? v0 + 16 : V;
+        /* skip 16 tokens at once when even their best cannot enter the list
+         * (the score is monotonic in z, so this changes nothing) */
+        if (n == want) {
+            float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+            for (int v = v0; v < v1; v++) mx = z[v] > mx ? z[v] : mx;
+            if (base + (mx - lse) <= out[n - 1].score) continue;
+        }
+        for (int v = v0; v < v1; v++) {
+            float s = base + (z[v] - lse);
+            if (s != -INFINITY) cand_insert(out, &n, want, s, r, v);
+        }
+    }
+    return n;
+}
 
 /* ---------------------------------------------------------------- a step */
 
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16f_u __attribute__((vector_size(64), aligned(4), may_alias));
+static inline v16f ld16(const float *p) { return *(const v16f_u *)p; }
+static inline void st16(float *p, v16f v) { *(v16f_u *)p = v; }
+
+/* One head of one query row against n keys (see attend_row). For head widths
+ * that are multiples of 16 (constants in the copies below) the context is
+ * summed in vector registers, two sets for even and odd keys. */
+static inline __attribute__((always_inline)) void
+attend_head(float *c, const float *qh, const float *k, const float *v, int ld,
+            const size_t *koff, int n, const uint8_t *pad, const int dh, float *scores) {
+    const float scale = 1.0f / sqrtf((float)dh);
+    float mx = -INFINITY, sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        const float *kj = k + (koff ? koff[j] : (size_t)j * ld);
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int i = 0; i < dh; i++) s += qh[i] * kj[i];
+        scores[j] = pad && pad[j] ? -INFINITY : s * scale;
+        mx = scores[j] > mx ? scores[j] : mx;
+    }
+    for (int j = 0; j < n; j++) {
+        scores[j] = scores[j] == -INFINITY ? 0.0f : fast_expf(scores[j] - mx);
+        sum += scores[j];
+    }
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    if (dh % 16 == 0 && dh <= 64) {
+        v16f a0[4] = {{0}}, a1[4] = {{0}};
+        int j = 0;
+        for (; j + 2 <= n; j += 2) {
+            const float p0 = scores[j] * inv, p1 = scores[j + 1] * inv;
+            const float *v0 = v + (koff ? koff[j] : (size_t)j * ld);
+            const float *v1 = v + (koff ? koff[j + 1] : (size_t)(j + 1) * ld);
+            for (int i = 0; i < dh / 16; i++) {
+                a0[i] += p0 * ld16(v0 + 16 * i);
+                a1[i] += p1 * ld16(v1 + 16 * i);
+            }
+        }
+        if (j < n) {
+            const float p0 = scores[j] * inv, *v0 = v + (koff ? koff[j] : (size_t)j * ld);
+            for (int i = 0; i < dh / 16; i++) a0[i] += p0 * ld16(v0 + 16 * i);
+        }
+        for (int i = 0; i < dh / 16; i++) st16(c + 16 * i, a0[i] + a1[i]);
+        return;
+    }
+    for (int i = 0; i < dh; i++) c[i] = 0.0f;
+    for (int j = 0; j < n; j++) {
+        const float p = scores[j] * inv;
+        const float *vj = v + (koff ? koff[j] : (size_t)j * ld);
+#pragma omp simd
+        for (int i = 0; i < dh; i++) c[i] += p * vj[i];
+    }
+}
+
 /* One query row against n keys; key j is the row k + koff[j] (v likewise),
- * or k + j * ld when koff is NULL; masked keys skipped. All heads. */
+ * or k + j * ld when koff is NULL; masked keys get weight 0. All heads. */
 static void attend_row(float *ctx, const float *q, const float *k, const float *v, int ld,
                        const size_t *koff, int n, const uint8_t *pad, int H, int dh,
                        float *scores) {
-    const float scale = 1.0f / sqrtf((float)dh);
     for (int hh = 0; hh < H; hh++) {
-        const float *qh = q + hh * dh;
-        float mx = -INFINITY, sum = 0.0f;
-        for (int j = 0; j < n; j++) {
-            if (pad && pad[j]) continue;
-            const float *kj = k + (koff ? koff[j] : (size_t)j * ld) + hh * dh;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < dh; i++) s += qh[i] * kj[i];
-            scores[j] = s * scale;
-            mx = scores[j] > mx ? scores[j] : mx;
-        }
-        for (int j = 0; j < n; j++) {
-            if (pad && pad[j]) continue;
-            scores[j] = fast_expf(scores[j] - mx);
-            sum += scores[j];
-        }
-        float *c = ctx + hh * dh;
-        memset(c, 0, (size_t)dh * sizeof *c);
-        if (sum <= 0.0f) continue;
-        for (int j = 0; j < n; j++) {
-            if (pad && pad[j]) continue;
-            const float p = scores[j] / sum;
-            const float *vj = v + (koff ? koff[j] : (size_t)j * ld) + hh * dh;
-#pragma omp simd
-            for (int i = 0; i < dh; i++) c[i] += p * vj[i];
-        }
+        const int o = hh * dh;
+        if (dh == 32)
+            attend_head(ctx + o, q + o, k + o, v + o, ld, koff, n, pad, 32, scores);
+        else if (dh == 64)
+            attend_head(ctx + o, q + o, k + o, v + o, ld, koff, n, pad, 64, scores);
+        else
+            attend_head(ctx + o, q + o, k + o, v + o, ld, koff, n, pad, dh, scores);
     }
 }
 
@@ -178,47 +256,23 @@ static void step(dec_state *st, const beam_row *rows, const int *tok, int n, int
         st->lse[r] = mx + logf(sum);
         z[m->cfg.pad_id] = -INFINITY;
         z[m->cfg.bos_id] = -INFINITY;
+        /* the row's best extensions while it is in cache */
+        st->rncand[r] = row_top(z, st->lse[r], rows[r].logprob, r, V, st->W,
+                                st->rcand + (size_t)r * st->W);
     }
 }
 
 /* ----------------------------------------------------------- beam search */
 
-typedef struct {
-    float score; /* sum of log-probabilities with this token */
-    int row, tok;
-} cand;
-
 /* The best `want` (row, token) extensions among a sentence's live rows
- * [r0, r1), by summed log-probability, best first. */
-static int top_candidates(const dec_state *st, const beam_row *rows, int r0, int r1, int want,
-                          cand *out) {
+ * [r0, r1), by summed log-probability, best first: the merge of the rows'
+ * own lists, offered in row order, which gives what one scan of all rows'
+ * tokens in order would. */
+static int top_candidates(const dec_state *st, int r0, int r1, int want, cand *out) {
     int n = 0;
     for (int r = r0; r < r1; r++) {
-        const float *z = st->logits + (size_t)r * st->V, lse = st->lse[r];
-        const float base = rows[r].logprob;
-        for (int v0 = 0; v0 < st->V; v0 += 16) {
-            const int v1 = v0 + 16 < st->V ? v0 + 16 : st->V;
-            /* skip 16 tokens at once when even their best cannot enter the
-             * list (the score is monotonic in z, so this changes nothing) */
-            if (n == want) {
-                float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-                for (int v = v0; v < v1; v++) mx = z[v] > mx ? z[v] : mx;
-                if (base + (mx - lse) <= out[n - 1].score) continue;
-            }
-            for (int v = v0; v < v1; v++) {
-                float s = base + (z[v] - lse);
-                if (s == -INFINITY) continue;
-                if (n == want && s <= out[n - 1].score) continue;
-                /* insert into the sorted list (want is small: 2 * beam) */
-                int i = n < want ? n++ : n - 1;
-                while (i > 0 && out[i - 1].score < s) {
-                    out[i] = out[i - 1];
-                    i--;
-                }
-                out[i] = (cand){s, r, v};
-            }
-        }
+        const cand *c = st->rcand + (size_t)r * st->W;
+        for (int i = 0; i < st->rncand[r]; i++) cand_insert(out, &n, want, c[i].score, r, c[i].tok);
     }
     return n;
 }
@@ -299,6 +353,9 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, const
     st.mean = mmt_malloc(R * sizeof(float));
     st.rstd = mmt_malloc(R * sizeof(float));
     st.lse = mmt_malloc(R * sizeof(float));
+    st.W = 2 * k;
+    st.rcand = mmt_malloc((size_t)R * st.W * sizeof *st.rcand);
+    st.rncand = mmt_malloc(R * sizeof(int));
 
     /* live rows, grouped by sentence; one per sentence at the start */
     beam_row *rows = mmt_calloc(R, sizeof *rows), *next = mmt_calloc(R, sizeof *next);
@@ -323,16 +380,15 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, const
         int nnext = 0;
         int *nexttok = tokbuf + (size_t)((t + 1) % 2) * R * st.max_t;
         int *nexthist = histbuf + (size_t)((t + 1) % 2) * R * st.max_t;
-        /* each sentence's best 2k extensions, sentences in parallel */
+        /* each sentence's best 2k extensions, from its rows' own lists */
         int ngroups = 0;
         for (int r = 0; r < nrows; r++)
             if (r == 0 || rows[r].sent != rows[r - 1].sent) group_start[ngroups++] = r;
         group_start[ngroups] = nrows;
-#pragma omp parallel for schedule(dynamic, 4) if ((long)nrows * st.V >= 1L << 15)
         for (int g = 0; g < ngroups; g++) {
             int r0 = group_start[g];
             if (t + 1 >= ss[rows[r0].sent].max_len) continue; /* eos is forced instead */
-            ncand[g] = top_candidates(&st, rows, r0, group_start[g + 1], 2 * k,
+            ncand[g] = top_candidates(&st, r0, group_start[g + 1], 2 * k,
                                       cands_all + (size_t)2 * k * g);
         }
 
@@ -406,6 +462,8 @@ void decode_batch(mmt_model *m, const int *const *src, const int *src_len, const
     free(st.mean);
     free(st.rstd);
     free(st.lse);
+    free(st.rcand);
+    free(st.rncand);
     free(rows);
     free(next);
     free(tokbuf);

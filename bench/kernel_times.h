@@ -116,6 +116,17 @@ void __wrap_layernorm_backward(float *dinp, float *dg, float *db, const float *d
     KT_END(KT_LN_B);
 }
 
+void __real_layernorm_backward_into(float *dinp, float *dg, float *db, const float *dout,
+                                    const float *mean, const float *rstd, const float *inp,
+                                    const float *g, int N, int D);
+void __wrap_layernorm_backward_into(float *dinp, float *dg, float *db, const float *dout,
+                                    const float *mean, const float *rstd, const float *inp,
+                                    const float *g, int N, int D) {
+    KT_BEGIN();
+    __real_layernorm_backward_into(dinp, dg, db, dout, mean, rstd, inp, g, N, D);
+    KT_END(KT_LN_B);
+}
+
 void __real_linear_forward(float *out, int ld_out, const float *inp, int ld_inp,
                            const float *w, const float *b, int N, int K, int M);
 void __wrap_linear_forward(float *out, int ld_out, const float *inp, int ld_inp,
@@ -133,6 +144,17 @@ void __wrap_linear_backward(float *dinp, int ld_dinp, float *dw, float *db, cons
                             int K, int M) {
     KT_BEGIN();
     __real_linear_backward(dinp, ld_dinp, dw, db, dout, ld_dout, inp, ld_inp, w, N, K, M);
+    KT_END(KT_LINEAR_B);
+}
+
+void __real_linear_backward_into(float *dinp, int ld_dinp, float *dw, float *db,
+                                 const float *dout, int ld_dout, const float *inp, int ld_inp,
+                                 const float *w, int N, int K, int M);
+void __wrap_linear_backward_into(float *dinp, int ld_dinp, float *dw, float *db,
+                                 const float *dout, int ld_dout, const float *inp, int ld_inp,
+                                 const float *w, int N, int K, int M) {
+    KT_BEGIN();
+    __real_linear_backward_into(dinp, ld_dinp, dw, db, dout, ld_dout, inp, ld_inp, w, N, K, M);
     KT_END(KT_LINEAR_B);
 }
 

@@ -23,7 +23,8 @@ BUILD=${BUILD:-build-bench-prof}
 
 wrap=
 for k in dropout_forward dropout_backward embedding_forward embedding_backward \
-         layernorm_forward layernorm_backward linear_forward linear_backward \
+         layernorm_forward layernorm_backward layernorm_backward_into linear_forward \
+         linear_backward linear_backward_into \
          relu_forward relu_backward attention_forward attention_backward \
          residual_forward residual_backward xent_forward xent_backward memset memcpy \
          xent_forward_exp dropout_residual_forward dropout_residual_backward; do

@@ -152,6 +152,13 @@ int main(int argc, char **argv) {
     mmt_set_threads(a.threads);
     mmt_set_ftz();
     mmt_status st = {0};
+    int rc = 1;
+    spm_model *spm = NULL;
+    char **lines = NULL, **out = NULL;
+    float *scores = NULL;
+    long n = 0;
+    int nb = a.t.dec.nbest;
+    imageset img = {0};
 
     ckpt c;
     if (ckpt_load(a.model, &c, 0, &st)) {
@@ -160,83 +167,92 @@ int main(int argc, char **argv) {
     }
     if (!c.spm) {
         fprintf(stderr, "mmt-translate: %s: the checkpoint holds no tokenizer\n", a.model);
-        return 1;
+        rc = 1;
+        goto done;
     }
-    spm_model *spm = spm_load_from_bytes(c.spm, c.spm_len, &st);
+    spm = spm_load_from_bytes(c.spm, c.spm_len, &st);
     if (!spm) {
         fprintf(stderr, "mmt-translate: %s: %s\n", a.model, st.msg);
-        return 1;
+        rc = 1;
+        goto done;
     }
     if (!a.beam_set && recipe_beam(c.recipe_json)) a.t.dec.beam = recipe_beam(c.recipe_json);
     if (a.t.dec.nbest > a.t.dec.beam) {
         fprintf(stderr, "mmt-translate: --nbest %d exceeds the beam size %d\n", a.t.dec.nbest,
                 a.t.dec.beam);
-        return 2;
+        rc = 2;
+        goto done;
     }
 
     FILE *in = a.input ? fopen(a.input, "r") : stdin;
     if (!in) {
         fprintf(stderr, "mmt-translate: cannot open %s: %s\n", a.input, strerror(errno));
-        return 1;
+        rc = 1;
+        goto done;
     }
-    char **lines;
-    long n = read_lines(in, &lines);
+    n = read_lines(in, &lines);
     if (a.input) fclose(in);
 
     /* images, checked against the model and the input before decoding */
     const model_config *mc = model_cfg(c.model);
     const char *ipath = a.images ? a.images : a.image_list;
-    imageset img = {0};
     if (mc->fusion != FUSION_NONE && !ipath) {
         fprintf(stderr, "mmt-translate: %s: the model reads images: give --images FEATS.npy or "
                 "--image-list LIST\n", a.model);
-        return 2;
+        rc = 2;
+        goto done;
     }
     if (mc->fusion == FUSION_NONE && ipath) {
         fprintf(stderr, "mmt-translate: %s: the model is text-only; %s is not used\n", a.model,
                 ipath);
-        return 2;
+        rc = 2;
+        goto done;
     }
     if (ipath) {
         if (a.images && !strstr(a.images, ".npy")) {
             fprintf(stderr, "mmt-translate: --images %s: expected a .npy file (PNG images go "
                     "with --image-list)\n", a.images);
-            return 2;
+            rc = 2;
+            goto done;
         }
         int size = mc->img_size > 0 ? mc->img_size : 224;
         int patch = mc->img_patch > 0 ? mc->img_patch : 16;
         if (a.image_list && mc->img_patch == 0) {
             fprintf(stderr, "mmt-translate: %s: the model was trained on stored features; give "
                     "them with --images\n", a.model);
-            return 2;
+            rc = 2;
+            goto done;
         }
         if (imageset_open(&img, ipath, a.image_index, size, patch, &st) ||
             imageset_check_lines(&img, n, a.input ? a.input : "the input", &st)) {
             fprintf(stderr, "mmt-translate: %s\n", st.msg);
-            return 1;
+            rc = 1;
+            goto done;
         }
         if (img.P != mc->img_regions || img.Dv != mc->img_dim) {
             fprintf(stderr, "mmt-translate: %s: %d regions of %d values per image, but the "
                     "model %s reads %d of %d\n", ipath, img.P, img.Dv, a.model, mc->img_regions,
                     mc->img_dim);
-            return 1;
+            rc = 1;
+            goto done;
         }
     }
 
-    int nb = a.t.dec.nbest;
-    char **out = mmt_calloc(n * nb + 1, sizeof *out);
-    float *scores = mmt_calloc(n * nb + 1, sizeof *scores);
+    out = mmt_calloc(n * nb + 1, sizeof *out);
+    scores = mmt_calloc(n * nb + 1, sizeof *scores);
     translate_stats ts;
     if (translate_lines(c.model, spm, (const char *const *)lines, n, ipath ? &img : NULL, &a.t,
                         out, scores, &ts, &st)) {
         fprintf(stderr, "mmt-translate: %s: %s\n", a.input ? a.input : "stdin", st.msg);
-        return 1;
+        rc = 1;
+        goto done;
     }
 
     FILE *o = a.output ? fopen(a.output, "w") : stdout;
     if (!o) {
         fprintf(stderr, "mmt-translate: cannot write %s: %s\n", a.output, strerror(errno));
-        return 1;
+        rc = 1;
+        goto done;
     }
     for (long i = 0; i < n; i++)
         for (int r = 0; r < nb; r++) {
@@ -247,20 +263,23 @@ int main(int argc, char **argv) {
         }
     if (fflush(o) || (a.output && fclose(o))) {
         fprintf(stderr, "mmt-translate: write failed: %s\n", strerror(errno));
-        return 1;
+        rc = 1;
+        goto done;
     }
     if (!a.quiet)
         fprintf(stderr, "mmt-translate: %ld sentences, %ld target tokens in %.2f s: "
                 "%.1f sentences/s, %.0f target tokens/s (beam %d, %d threads)\n",
                 ts.sentences, ts.tgt_tokens, ts.seconds, ts.sentences / (ts.seconds + 1e-9),
                 ts.tgt_tokens / (ts.seconds + 1e-9), a.t.dec.beam, mmt_get_threads());
-    for (long i = 0; i < n; i++) free(lines[i]);
-    for (long i = 0; i < n * nb; i++) free(out[i]);
+    rc = 0;
+done:
+    for (long i = 0; lines && i < n; i++) free(lines[i]);
+    for (long i = 0; out && i < n * nb; i++) free(out[i]);
     free(lines);
     free(out);
     free(scores);
     imageset_close(&img);
-    spm_free(spm);
+    if (spm) spm_free(spm);
     ckpt_free(&c);
-    return 0;
+    return rc;
 }

@@ -129,9 +129,9 @@ static const recipe_key keys[] = {
     {"model.penal.enabled", RECIPE_BOOL, "false", 0, 0, NULL, 0,
      "train with the penal connection; false forces tau to 0, so a penal recipe and its "
      "baseline differ in this one line"},
-    {"model.penal.tau", RECIPE_FLOAT, "0.0", 0, 1000, NULL, 0,
+    {"model.penal.tau", RECIPE_FLOAT, "3e-4", 0, 1000, NULL, 0,
      "strength: each chosen branch output z also gets the gradient of tau/2 times the "
-     "squared norm of z (3e-4 is the reference)"},
+     "squared norm of z (3e-4, the default, is the reference; used only when enabled)"},
     {"model.penal.sublayers", RECIPE_STRINGS,
      "[\"enc_self\", \"enc_ffn\", \"dec_self\", \"dec_cross\", \"dec_ffn\"]", 0, 0, SUBLAYERS,
      0, "sublayers that carry the penal connection"},

@@ -317,7 +317,7 @@ static void bad_input(void) {
     p = put("heads.json", "{" DEMO ", \"model\": {\"d_model\": 100, \"heads\": 3}}");
     check_error("a width heads do not divide", p, NULL, 0,
                 "\"model.d_model\": expected a multiple of model.heads (3), got 100");
-    p = put("tau0.json", "{" DEMO ", \"model\": {\"penal\": {\"enabled\": true}}}");
+    p = put("tau0.json", "{" DEMO ", \"model\": {\"penal\": {\"enabled\": true, \"tau\": 0}}}");
     check_error("penal enabled with tau 0", p, NULL, 0,
                 "\"model.penal.tau\": expected more than 0 when model.penal.enabled is true, "
                 "got 0");
@@ -412,6 +412,17 @@ static void penal_enabled(void) {
     }
     recipe_free(rb);
     recipe_free(rp);
+
+    // enabled without a tau: the reference 3e-4
+    const char *bare = put("pbare.json", "{" DEMO ", \"model\": {\"penal\": {\"enabled\": "
+                                         "true}}}");
+    model_config cd = {0};
+    recipe *rd = recipe_load(bare, NULL, 0, &st);
+    int ok = rd && recipe_model_config(rd, &cd, &st) == MMT_OK;
+    CHECK(ok && cd.tau == 3e-4f,
+          "recipe: penal.enabled true without a tau trains with tau 3e-4 (%g) %s", cd.tau,
+          ok ? "" : st.msg);
+    recipe_free(rd);
 }
 
 /* ------------------------------------------------------------- to JSON */

@@ -16,7 +16,11 @@
 /* Every form of each adjective (stem, -e, -en, -er, -es, -em), for pink,
  * purple and orange also of their -farben compounds: Multi30k's German side
  * uses e.g. "pinkfarbenen", "orangefarbenem" and "violettem" dozens of
- * times each. Hyphenated compounds ("schwarz-weiß") are not forms. */
+ * times each; purple also as "purpurn" and the colloquial "lilane". A
+ * form after a shade prefix counts too ("hellblauen", "dunkelgrüner",
+ * "knallrosa": English "light [c1]" is one German word). Compounds of two
+ * colours ("schwarzweiß", "schwarz-weiß") and other compounds ("rotwein",
+ * "weißhaarig") are not forms. */
 
 static const char *const de_red[] = {"rot", "rote", "roten", "roter", "rotes", "rotem", NULL};
 static const char *const de_blue[] = {"blau",   "blaue",  "blauen", "blauer",
@@ -42,7 +46,9 @@ static const char *const de_pink[] = {
 static const char *const de_purple[] = {
     "lila",         "lilafarben",   "lilafarbene",   "lilafarbenen",  "lilafarbener",
     "lilafarbenes", "lilafarbenem", "violett",       "violette",      "violetten",
-    "violetter",    "violettes",    "violettem",     NULL};
+    "violetter",    "violettes",    "violettem",     "purpurn",       "purpurne",
+    "purpurnen",    "purpurner",    "purpurnes",     "purpurnem",     "lilane",
+    "lilanen",      "lilaner",      "lilanes",       "lilanem",       NULL};
 static const char *const de_orange[] = {
     "orange",          "oranger",        "oranges",         "orangen",
     "orangene",        "orangenen",      "orangener",       "orangenes",
@@ -69,11 +75,25 @@ int probe_colour_en(const char *word, size_t len) {
     return -1;
 }
 
-int probe_colour_de(const char *token, size_t len) {
+/* Prefixes of shade that German joins to a colour adjective. */
+static const char *const shade_prefixes[] = {"hell",   "dunkel", "knall", "neon", "leucht",
+                                             "tief",   "mittel", "zart",  "blass", "marine",
+                                             NULL};
+
+static int colour_form(const char *token, size_t len) {
     for (int c = 0; c < PROBE_N_COLOURS; c++)
         for (const char *const *f = probe_colours[c].forms; *f; f++)
             if (strlen(*f) == len && memcmp(token, *f, len) == 0) return c;
     return -1;
+}
+
+int probe_colour_de(const char *token, size_t len) {
+    int c = colour_form(token, len);
+    for (const char *const *p = shade_prefixes; c < 0 && *p; p++) {
+        size_t k = strlen(*p);
+        if (len > k && memcmp(token, *p, k) == 0) c = colour_form(token + k, len - k);
+    }
+    return c;
 }
 
 /* ================================================================ masking */

@@ -81,7 +81,8 @@ extern const probe_colour probe_colours[PROBE_N_COLOURS];
 int probe_colour_en(const char *word, size_t len);
 
 /* The colour of which the German token[0..len) is a form (exact bytes:
- * lowercase it first), or -1. */
+ * lowercase it first), alone or after a shade prefix ("hellblauen",
+ * "dunkelgrüner"), or -1. */
 int probe_colour_de(const char *token, size_t len);
 
 /* ---------------------------------------------------------------- masking */

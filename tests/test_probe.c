@@ -75,6 +75,16 @@ static void masking(void) {
     CHECK(probe_colour_de("weiss", 5) == 5 && probe_colour_de("orangefarbenes", 14) == 10 &&
               probe_colour_de("rosa", 4) == 8 && probe_colour_de("rotwein", 7) == -1,
           "probe German colour lookup: weiss, orangefarbenes, rosa, not rotwein");
+    CHECK(probe_colour_de("hellblauen", 10) == 1 && probe_colour_de("dunkeloranger", 13) == 10 &&
+              probe_colour_de("knallrosa", 9) == 8 && probe_colour_de("purpurnen", 9) == 9 &&
+              probe_colour_de("marineblau", 10) == 1,
+          "probe German colour lookup: shade prefixes (hellblauen, dunkeloranger, knallrosa, "
+          "marineblau) and purpurnen");
+    CHECK(probe_colour_de("hell", 4) == -1 && probe_colour_de("hellwein", 8) == -1 &&
+              probe_colour_de("dunkelrotwein", 13) == -1 && probe_colour_de("schwarzweiß", 12) == -1 &&
+              probe_colour_de("hellhell", 8) == -1,
+          "probe German colour lookup: a prefix alone, a prefix before a non-colour and a "
+          "two-colour compound are not colours");
 }
 
 /* ----------------------------------------------------------------- images */

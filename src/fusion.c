@@ -14,6 +14,16 @@ static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* ================================================================ regions */
 
+void image_norm_forward(float *out, const float *x, const float *mean, const float *scale, long N,
+                        int Dv) {
+#pragma omp parallel for schedule(static) if (N * Dv >= (1L << 15))
+    for (long r = 0; r < N; r++) {
+        const float *xr = x + (size_t)r * Dv;
+        float *o = out + (size_t)r * Dv;
+        for (int j = 0; j < Dv; j++) o[j] = (xr[j] - mean[j]) * scale[j];
+    }
+}
+
 void image_proj_forward(float *v, float *xd, const float *x, const float *w_p, const float *b_p,
                         const float *pos, float p, uint64_t seed, int B, int P, int Dv, int D) {
     const int N = B * P;

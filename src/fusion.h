@@ -54,6 +54,12 @@ typedef struct {
     float *himg;  /* (N, D) selective: attended image */
 } fusion_acts;
 
+/* out (N, Dv) = (x - mean) * scale, per value of a region: the image
+ * input standardised with the training set's statistics (model.image_norm
+ * "standard"); out may be x. */
+void image_norm_forward(float *out, const float *x, const float *mean, const float *scale, long N,
+                        int Dv);
+
 /* v (B*P, D) = xd w_p^T + b_p (+ pos (P, D) when pos is not NULL), where
  * xd (B*P, Dv) = dropout(x) with drop probability p and seed (xd is kept
  * for the backward; it may be x itself when p = 0). */

@@ -5,6 +5,7 @@
 #include "imageset.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,4 +143,43 @@ void imageset_fill(const imageset *s, const long *lines, int n, float *out) {
         else
             npy_row_regions_f32(&s->npy, (size_t)k, out + i * row);
     }
+}
+
+long imageset_stats(const imageset *s, long max_values, float *mean, float *scale) {
+    enum { CHUNK = 64 };
+    const long row = (long)s->P * s->Dv;
+    long n = max_values / row;
+    if (n < 64) n = 64;
+    if (n > s->n_lines) n = s->n_lines;
+    double *sum = mmt_calloc((size_t)s->Dv, sizeof *sum), *sq = mmt_calloc((size_t)s->Dv, sizeof *sq);
+    float *buf = mmt_malloc((size_t)CHUNK * row * sizeof *buf);
+    long lines[CHUNK];
+    for (long i = 0; i < n; i += CHUNK) {
+        int k = n - i < CHUNK ? (int)(n - i) : CHUNK;
+        for (int j = 0; j < k; j++) lines[j] = (long)((double)(i + j) * s->n_lines / n);
+        imageset_fill(s, lines, k, buf);
+        for (long r = 0; r < (long)k * s->P; r++) {
+            const float *x = buf + r * s->Dv;
+            for (int j = 0; j < s->Dv; j++) {
+                sum[j] += x[j];
+                sq[j] += (double)x[j] * x[j];
+            }
+        }
+    }
+    const double count = (double)n * s->P;
+    double avg_var = 0.0;
+    for (int j = 0; j < s->Dv; j++) {
+        sum[j] /= count;
+        sq[j] = sq[j] / count - sum[j] * sum[j];
+        if (sq[j] < 0.0) sq[j] = 0.0;
+        avg_var += sq[j] / s->Dv;
+    }
+    for (int j = 0; j < s->Dv; j++) {
+        mean[j] = (float)sum[j];
+        scale[j] = (float)(1.0 / sqrt(sq[j] + 0.01 * avg_var + 1e-12));
+    }
+    free(sum);
+    free(sq);
+    free(buf);
+    return n;
 }

@@ -45,5 +45,11 @@ int imageset_check_lines(const imageset *s, long n_lines, const char *what, mmt_
 
 /* out (n, P, Dv) = the regions of lines[0 .. n); every line < n_lines. */
 void imageset_fill(const imageset *s, const long *lines, int n, float *out);
+/* The statistics of each of the Dv values of a region, over the regions of
+ * lines spread evenly through the set (every line, or as many as hold
+ * about max_values values, but at least 64): mean[j], and scale[j] =
+ * 1 / sqrt(var[j] + 0.01 * (the mean of var over j)), so that a value that
+ * hardly varies is not blown up. Returns the lines read. */
+long imageset_stats(const imageset *s, long max_values, float *mean, float *scale);
 
 #endif

@@ -171,6 +171,14 @@ int model_config_apply(model_config *c, const cJSON *obj, const char *where, mmt
             if (!rc) c->fusion = f;
         } else if (!strcmp(k, "image_dropout")) {
             rc = cfg_float(it, where, 0.0, 0.99, &c->img_dropout, st);
+        } else if (!strcmp(k, "image_norm")) {
+            int v = cJSON_IsString(it) ? (!strcmp(it->valuestring, "none")       ? 0
+                                          : !strcmp(it->valuestring, "standard") ? 1
+                                                                                 : -1)
+                                       : -1;
+            rc = v >= 0 ? MMT_OK
+                 : mmt_fail(st, "%s: \"image_norm\": expected \"none\" or \"standard\"", where);
+            if (!rc) c->img_norm = v;
         } else if (!strcmp(k, "image_positions")) {
             rc = cJSON_IsBool(it) ? MMT_OK
                  : mmt_fail(st, "%s: \"image_positions\": expected true or false", where);
@@ -232,6 +240,7 @@ char *model_config_to_json(const model_config *c) {
     if (c->fusion != FUSION_NONE) {
         cJSON_AddNumberToObject(o, "image_dropout", c->img_dropout);
         cJSON_AddBoolToObject(o, "image_positions", c->img_positions);
+        cJSON_AddStringToObject(o, "image_norm", c->img_norm ? "standard" : "none");
         cJSON_AddNumberToObject(o, "image_dim", c->img_dim);
         cJSON_AddNumberToObject(o, "image_regions", c->img_regions);
         cJSON_AddNumberToObject(o, "image_size", c->img_size);
@@ -340,6 +349,7 @@ static void build_table(mmt_model *m) {
         m->dec_norm_g = add_tensor(m, "dec.norm.weight", D, 0);
         m->dec_norm_b = add_tensor(m, "dec.norm.bias", D, 0);
     }
+    m->ntrained = m->nparams;
     if (m->cfg.fusion == FUSION_NONE) return;
 
     /* the image pathway (fusion.h): regions, then the gate and, for the
@@ -357,6 +367,12 @@ static void build_table(mmt_model *m) {
         f->kv_w = add_tensor(m, "fusion.kv.weight", 2 * D, D);
         f->kv_b = add_tensor(m, "fusion.kv.bias", 2 * D, 0);
     }
+    /* untrained: after every trained tensor */
+    m->ntrained = m->nparams;
+    if (m->cfg.img_norm) {
+        f->st_mean = add_tensor(m, "img.stats.mean", m->cfg.img_dim, 0);
+        f->st_scale = add_tensor(m, "img.stats.scale", m->cfg.img_dim, 0);
+    }
 }
 
 /* A small seeded generator for initialisation (splitmix64). */
@@ -372,7 +388,9 @@ static double init_uniform(uint64_t *s) {
 }
 
 /* Fill by name: norms' weights 1, biases 0, embeddings N(0, D^-1/2),
- * linear weights xavier-uniform per (D, D) block of fused projections. */
+ * linear weights xavier-uniform per (D, D) block of fused projections; the
+ * image statistics the identity (mean 0, scale 1) until the trainer sets
+ * them. */
 static void init_params(mmt_model *m) {
     uint64_t s = m->cfg.seed * 0x2545F4914F6CDD1Dull + 7;
     for (int i = 0; i < m->ntensors; i++) {
@@ -380,7 +398,11 @@ static void init_params(mmt_model *m) {
         float *p = m->params + t->offset;
         size_t len = strlen(t->name);
         int is_norm = strstr(t->name, "norm.") != NULL;
-        if (len > 5 && !strcmp(t->name + len - 5, ".bias")) {
+        if (!strcmp(t->name, "img.stats.mean")) {
+            for (size_t j = 0; j < t->size; j++) p[j] = 0.0f;
+        } else if (!strcmp(t->name, "img.stats.scale")) {
+            for (size_t j = 0; j < t->size; j++) p[j] = 1.0f;
+        } else if (len > 5 && !strcmp(t->name + len - 5, ".bias")) {
             for (size_t j = 0; j < t->size; j++) p[j] = 0.0f;
         } else if (is_norm) {
             for (size_t j = 0; j < t->size; j++) p[j] = 1.0f;
@@ -452,6 +474,7 @@ void model_set_penal(mmt_model *m, float tau, unsigned mask, int before_dropout)
 int model_num_tensors(const mmt_model *m) { return m->ntensors; }
 const param_tensor *model_tensor(const mmt_model *m, int i) { return &m->tensors[i]; }
 size_t model_num_params(const mmt_model *m) { return m->nparams; }
+size_t model_num_trained(const mmt_model *m) { return m->ntrained; }
 float *model_params(mmt_model *m) { return m->params; }
 float *model_grads(mmt_model *m) { return m->grads; }
 void model_zero_grads(mmt_model *m) { zero_floats(m->grads, m->nparams); }
@@ -844,6 +867,11 @@ static const float *image_fusion_forward(mmt_model *m, const float *h, const flo
     const fusion_off *f = &m->fo;
     const float *W = m->params;
     MMT_ASSERT(img != NULL);
+    if (c->img_norm) {
+        image_norm_forward(m->img_xd, img, W + f->st_mean, W + f->st_scale, (long)B * P,
+                           c->img_dim);
+        img = m->img_xd;
+    }
     image_proj_forward(m->img_v, m->img_xd, img, W + f->proj_w, W + f->proj_b,
                        c->img_positions ? W + f->pos : NULL, drop_p(m, c->img_dropout),
                        seed_of(m, 2, 0, 2), B, P, c->img_dim, D);

@@ -55,6 +55,9 @@ typedef struct {
     int img_dim, img_regions;   /* Dv and P of the image input (B, P, Dv) */
     float img_dropout;          /* on the image input */
     int img_positions;          /* learned (P, D) positions added to the projected regions */
+    int img_norm;               /* 1: each image value standardised, (x - mean) * scale,
+                                   with the training set's statistics, kept as the
+                                   untrained tensors img.stats.mean and img.stats.scale */
     int img_size, img_patch;    /* PNG input: resized to size x size, cut into patches;
                                    0 when the input is stored features */
 } model_config;
@@ -106,6 +109,10 @@ int model_num_tensors(const mmt_model *m);
 const param_tensor *model_tensor(const mmt_model *m, int i);
 const param_tensor *model_find_tensor(const mmt_model *m, const char *name);
 size_t model_num_params(const mmt_model *m);
+/* The leading model_num_trained(m) of the model_num_params(m) values are
+ * trained; the rest (the image statistics, when img_norm is on) are data
+ * the optimiser must leave alone. */
+size_t model_num_trained(const mmt_model *m);
 float *model_params(mmt_model *m);
 float *model_grads(mmt_model *m);
 void model_zero_grads(mmt_model *m);

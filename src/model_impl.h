@@ -55,6 +55,7 @@ typedef struct {
     size_t proj_w, proj_b, pos;         /* (D, Dv) (D) (P, D) */
     size_t gt_w, gi_w, g_b;             /* gate: (D, D) (D, D) (D) */
     size_t q_w, q_b, kv_w, kv_b;        /* selective: (D, D) (D) (2D, D) (2D) */
+    size_t st_mean, st_scale;           /* img_norm: (Dv) (Dv), untrained, last */
 } fusion_off;
 
 struct mmt_model {
@@ -62,6 +63,7 @@ struct mmt_model {
     int ntensors, cap_tensors;
     param_tensor *tensors;
     size_t nparams;
+    size_t ntrained;        /* the leading trained values of params */
     float *params, *grads;
     size_t embed;           /* (V, D) offset */
     enc_off *enc;           /* (L_enc) */

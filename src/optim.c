@@ -13,6 +13,7 @@ void adam_init(adam_state *a, size_t n, float beta1, float beta2, float eps, flo
     a->eps = eps;
     a->weight_decay = wd;
     a->n = n;
+    a->n_update = n;
     a->m = mmt_calloc(n, sizeof *a->m);
     a->v = mmt_calloc(n, sizeof *a->v);
     a->step = 0;
@@ -32,7 +33,7 @@ void adam_step(adam_state *a, float *params, const float *grads, float lr) {
     const float step_size = lr / bc1;
     float *m = a->m, *v = a->v;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < a->n; i++) {
+    for (size_t i = 0; i < a->n_update; i++) {
         float g = grads[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;

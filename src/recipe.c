@@ -143,6 +143,11 @@ static const recipe_key keys[] = {
      "encoder outputs over the image regions, mixed in by a gate (Li et al. 2022)"},
     {"model.image_dropout", RECIPE_FLOAT, "0.0", 0, 0.99, NULL, 0,
      "dropout on the image input (features or pixels)"},
+    {"model.image_norm", RECIPE_STRING, "\"none\"", 0, 0, "none|standard", 0,
+     "how image values are scaled before the model projects them: none = as read (PNG pixels "
+     "in 0..1, features as stored); standard = each value standardised with the mean and "
+     "deviation of the training images (kept in the checkpoint), so the projection does not "
+     "learn a large constant offset"},
     {"model.image_positions", RECIPE_BOOL, "true", 0, 0, NULL, 0,
      "add a learned position embedding to each projected image region"},
 

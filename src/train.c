@@ -237,6 +237,25 @@ static void attach_images(trainer *t, const imageset *s, const pair_corpus *c,
     b->img = t->imgbuf;
 }
 
+/* model.image_norm "standard": the training images' statistics into the
+ * new model's untrained tensors img.stats.mean and img.stats.scale, where
+ * checkpoints keep them for resuming and translating. */
+static void set_image_stats(trainer *t) {
+    float *p = model_params(t->m);
+    const param_tensor *mean = model_find_tensor(t->m, "img.stats.mean");
+    const param_tensor *scale = model_find_tensor(t->m, "img.stats.scale");
+    MMT_ASSERT(mean && scale && (int)mean->size == t->timg.Dv);
+    double t0 = mmt_now();
+    long n = imageset_stats(&t->timg, 1L << 25, p + mean->offset, p + scale->offset);
+    double m = 0.0, s = 0.0;
+    for (size_t j = 0; j < mean->size; j++) {
+        m += p[mean->offset + j] / mean->size;
+        s += 1.0 / p[scale->offset + j] / mean->size;
+    }
+    log_info("image statistics of %s from %ld of its %ld lines: mean value %.4g, mean "
+             "deviation %.4g (%.1f s)", t->timg.path, n, t->timg.n_lines, m, s, mmt_now() - t0);
+}
+
 /* A fresh model from the recipe, or the one in checkpoint_last. */
 static int setup_model(trainer *t, mmt_status *st) {
     model_config cfg;
@@ -262,7 +281,9 @@ static int setup_model(trainer *t, mmt_status *st) {
     run_path(t, "checkpoint_last.safetensors", last, sizeof last);
     if (!file_exists(last)) {
         t->m = model_create(&cfg);
+        if (cfg.img_norm) set_image_stats(t);
         adam_init(&t->adam, model_num_params(t->m), b1, b2, eps, wd);
+        t->adam.n_update = model_num_trained(t->m);
         t->ts = (train_state){0, 1, 0, -INFINITY, 0, 0.0, 0.0, 0.0, 0};
         return MMT_OK;
     }
@@ -284,6 +305,7 @@ static int setup_model(trainer *t, mmt_status *st) {
     t->m = c.model;
     t->adam = c.adam;
     t->adam.beta1 = b1, t->adam.beta2 = b2, t->adam.eps = eps, t->adam.weight_decay = wd;
+    t->adam.n_update = model_num_trained(t->m);
     t->ts = c.ts;
     c.model = NULL;
     c.adam.m = c.adam.v = NULL;
@@ -646,7 +668,7 @@ int train_run(const train_args *a, mmt_status *st) {
         setup_images(&t, st) || setup_model(&t, st))
         goto done;
     log_info("model: %zu parameters, %d threads; %ld training batches per epoch of at most %d "
-             "tokens, %d per update", model_num_params(t.m), mmt_get_threads(),
+             "tokens, %d per update", model_num_trained(t.m), mmt_get_threads(),
              t.plan.n_batches, recipe_get_int(r, "train.max_tokens"), t.update_freq);
 
     run_path(&t, "steps.tsv", p, sizeof p);

@@ -16,6 +16,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "demo.h"
+#include "imageset.h"
 #include "safetensors.h"
 #include "test.h"
 
@@ -282,11 +283,72 @@ static void test_multimodal(void) {
     free(b);
 }
 
+/* model.image_norm "standard" on the gated demo: the training images'
+ * statistics go into the checkpoint as img.stats.*, exactly as
+ * imageset_stats computes them, stay there unchanged through training and a
+ * resume, and mmt-translate applies them. */
+static void test_image_norm(void) {
+    const char *bin = test_bin_dir;
+    int rc = sh("%s/mmt-train recipes/demo.json --set output=%s/mmn --set model.fusion=gated "
+                "--set model.image_norm=standard --set data.train.images=%s/demo/data/train.npy "
+                "--set data.valid.images=%s/demo/data/valid.npy --set train.max_updates=20 "
+                "--set train.weight_decay=0.01 > %s/mmn.log 2>&1 && "
+                "%s/mmt-train recipes/demo.json --set output=%s/mmn --set model.fusion=gated "
+                "--set model.image_norm=standard --set data.train.images=%s/demo/data/train.npy "
+                "--set data.valid.images=%s/demo/data/valid.npy --set train.max_updates=30 "
+                "--set train.weight_decay=0.01 >> %s/mmn.log 2>&1",
+                bin, tmp, tmp, tmp, tmp, bin, tmp, tmp, tmp, tmp);
+    char *log = slurp("%s/mmn.log", tmp);
+    CHECK(rc == 0 && strstr(log, "image statistics of") && strstr(log, "resuming"),
+          "gated demo, image_norm standard: trains 20 updates, resumes to 30, logs the image "
+          "statistics (log: %s/mmn.log)", tmp);
+    free(log);
+
+    imageset s;
+    mmt_status st = {0};
+    char p[4200];
+    snprintf(p, sizeof p, "%s/demo/data/train.npy", tmp);
+    if (imageset_open(&s, p, NULL, 0, 0, &st)) {
+        CHECK(0, "image_norm: %s opens: %s", p, st.msg);
+        return;
+    }
+    float *mean = mmt_malloc((size_t)s.Dv * sizeof(float));
+    float *scale = mmt_malloc((size_t)s.Dv * sizeof(float));
+    imageset_stats(&s, 1L << 25, mean, scale);
+    ckpt c;
+    snprintf(p, sizeof p, "%s/mmn/checkpoint_last.safetensors", tmp);
+    int loaded = ckpt_load(p, &c, 0, &st) == MMT_OK;
+    const param_tensor *tm = loaded ? model_find_tensor(c.model, "img.stats.mean") : NULL;
+    const param_tensor *ts = loaded ? model_find_tensor(c.model, "img.stats.scale") : NULL;
+    CHECK(loaded && c.ts.step == 30 && model_cfg(c.model)->img_norm == 1 && tm && ts &&
+              (int)tm->size == s.Dv &&
+              !memcmp(model_params(c.model) + tm->offset, mean, tm->size * sizeof(float)) &&
+              !memcmp(model_params(c.model) + ts->offset, scale, ts->size * sizeof(float)),
+          "image_norm: after 30 updates with weight decay and a resume, the checkpoint holds "
+          "the training images' statistics unchanged");
+    if (loaded) ckpt_free(&c);
+    free(mean);
+    free(scale);
+    imageset_close(&s);
+
+    rc = sh("%s/mmt-translate --model %s/mmn/checkpoint_last.safetensors --quiet "
+            "--images %s/demo/data/test.npy < %s/demo/data/test.src > %s/mmn.hyp",
+            bin, tmp, tmp, tmp, tmp);
+    snprintf(p, sizeof p, "%s/mmn.hyp", tmp);
+    char *hyp = slurp("%s/mmn.hyp", tmp);
+    long lines = 0;
+    for (const char *q = hyp; *q; q++) lines += *q == '\n';
+    free(hyp);
+    CHECK(rc == 0 && lines == 200, "image_norm: mmt-translate --images translates every line "
+          "(%ld of 200)", lines);
+}
+
 void suite_e2e(void) {
     MMT_ASSERT(mkdtemp(tmp));
     test_demo();
     test_resume();
     test_bad_input();
     test_multimodal();
+    test_image_norm();
     if (test_failed == 0) sh("rm -rf %s", tmp);
 }

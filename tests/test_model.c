@@ -17,6 +17,7 @@
 
 #include "gradcheck.h"
 #include "model.h"
+#include "optim.h"
 #include "test.h"
 
 enum { TB = 3, TS = 6, TT = 5 };
@@ -126,10 +127,16 @@ static void check_all_grads(mmt_model *m, const char *label) {
     float *ana = mmt_malloc(model_num_params(m) * sizeof(float));
     memcpy(ana, model_grads(m), model_num_params(m) * sizeof(float));
 
-    int bad = 0, kinks = 0;
+    int bad = 0, kinks = 0, untrained = 0;
     long total = 0;
     for (int i = 0; i < model_num_tensors(m); i++) {
         const param_tensor *t = model_tensor(m, i);
+        if (t->offset >= model_num_trained(m)) {
+            /* data the model reads (image statistics): no gradient */
+            for (size_t j = 0; j < t->size; j++) bad += ana[t->offset + j] != 0.0f;
+            untrained++;
+            continue;
+        }
         float *num = mmt_malloc(t->size * sizeof(float));
         kinks += smooth_numeric_grad(&c, t, ana + t->offset, num);
         total += (long)t->size;
@@ -138,8 +145,9 @@ static void check_all_grads(mmt_model *m, const char *label) {
         bad += !gc_check(what, ana + t->offset, num, (long)t->size, 1e-3, 2e-3, 2e-2);
         free(num);
     }
-    CHECK(bad == 0, "%s: all %d parameter tensors match finite differences", label,
-          model_num_tensors(m));
+    CHECK(bad == 0, "%s: all %d parameter tensors match finite differences%s", label,
+          model_num_tensors(m) - untrained,
+          untrained ? "; the untrained ones have zero gradient" : "");
     CHECK(kinks * 100 <= total, "%s: %d of %ld elements left out as non-smooth (at most 1 %%)",
           label, kinks, total);
     free(ana);
@@ -300,6 +308,7 @@ static model_config fusion_config(int fusion, int pre_norm) {
 static void test_fusion_grads(int fusion, int pre_norm, float tau, unsigned mask,
                               const char *label) {
     model_config cfg = fusion_config(fusion, pre_norm);
+    cfg.img_norm = strstr(label, "standardised") != NULL;
     cfg.tau = tau;
     cfg.penal_mask = mask;
     mmt_model *m = model_create(&cfg);
@@ -363,6 +372,82 @@ static void test_fusion_uses_image(int fusion, const char *name) {
     model_free(m);
 }
 
+/* model.image_norm "standard": the model with statistics (mean, scale)
+ * gives, bit for bit, the logits of the same trained weights without them
+ * reading (x - mean) * scale; the statistics come last and Adam leaves them
+ * alone, weight decay and all. */
+static void test_image_norm(int fusion, const char *name) {
+    model_config cfg = fusion_config(fusion, 0);
+    cfg.img_dropout = 0.0f;
+    model_config plain = cfg;
+    cfg.img_norm = 1;
+    mmt_model *m = model_create(&cfg), *q = model_create(&plain);
+    jitter(m, 43);
+    size_t nt = model_num_trained(m), n = model_num_params(m);
+    CHECK(nt == model_num_params(q) && n == nt + 2 * (size_t)((TDV + 15) / 16 * 16),
+          "%s, standardised image: %zu trained values as without it, %zu in all", name, nt, n);
+    const param_tensor *mean = model_find_tensor(m, "img.stats.mean");
+    const param_tensor *scale = model_find_tensor(m, "img.stats.scale");
+    CHECK(mean && scale && mean->offset >= nt && scale->offset >= nt,
+          "%s, standardised image: img.stats.mean and img.stats.scale after the trained tensors",
+          name);
+    if (!mean || !scale) return;
+    float *p = model_params(m);
+    for (int j = 0; j < TDV; j++) {
+        p[mean->offset + j] = 0.1f + 0.15f * (float)j;
+        p[scale->offset + j] = 0.5f + 0.7f * (float)j;
+    }
+    memcpy(model_params(q), p, nt * sizeof(float));
+
+    mmt_batch b = tiny_batch_img();
+    float xn[TB * TP * TDV];
+    for (int i = 0; i < TB * TP * TDV; i++)
+        xn[i] = (tiny_img[i] - p[mean->offset + i % TDV]) * p[scale->offset + i % TDV];
+    size_t nl = (size_t)TB * TT * cfg.V;
+    model_forward(m, &b, 0, 0);
+    float *logits = mmt_malloc(nl * sizeof(float));
+    memcpy(logits, model_logits(m), nl * sizeof(float));
+    b.img = xn;
+    model_forward(q, &b, 0, 0);
+    CHECK(memcmp(logits, model_logits(q), nl * sizeof(float)) == 0,
+          "%s, standardised image: the logits of the plain model on (x - mean) * scale, bit for "
+          "bit", name);
+
+    /* training: the same gradients of the trained weights, none of the statistics */
+    b.img = tiny_img;
+    xent_result r = model_forward(m, &b, 1, 5);
+    model_zero_grads(m);
+    model_backward(m, &b, 1.0f / r.ntokens);
+    b.img = xn;
+    r = model_forward(q, &b, 1, 5);
+    model_zero_grads(q);
+    model_backward(q, &b, 1.0f / r.ntokens);
+    int zero = 1;
+    for (size_t j = nt; j < n; j++) zero &= model_grads(m)[j] == 0.0f;
+    CHECK(!memcmp(model_grads(m), model_grads(q), nt * sizeof(float)) && zero,
+          "%s, standardised image: in training, the plain model's gradients bit for bit, and "
+          "none for the statistics", name);
+
+    adam_state a;
+    adam_init(&a, n, 0.9f, 0.98f, 1e-8f, 0.1f);
+    a.n_update = nt;
+    float *before = mmt_malloc(n * sizeof(float));
+    memcpy(before, p, n * sizeof(float));
+    float *g = model_grads(m);
+    for (size_t j = 0; j < n; j++) g[j] = 0.01f;
+    adam_step(&a, p, g, 1e-2f);
+    int stats_same = !memcmp(before + nt, p + nt, (n - nt) * sizeof(float));
+    int trained_moved = memcmp(before, p, nt * sizeof(float)) != 0;
+    CHECK(stats_same && trained_moved,
+          "%s, standardised image: an Adam step with weight decay moves the weights, not the "
+          "statistics", name);
+    adam_free(&a);
+    free(before);
+    free(logits);
+    model_free(m);
+    model_free(q);
+}
+
 void suite_model(void) {
     test_grads(0, 0.0f, 0, "post-norm");
     test_grads(1, 0.0f, 0, "pre-norm");
@@ -381,4 +466,12 @@ void suite_model(void) {
                       "selective fusion, pre-norm, penal tau 0.1 incl. the fusion");
     test_fusion_uses_image(FUSION_GATED, "gated");
     test_fusion_uses_image(FUSION_SELECTIVE, "selective");
+    static const char *const fusion_name[] = {"none", "gated", "selective"};
+    for (int f = FUSION_GATED; f <= FUSION_SELECTIVE; f++) {
+        char label[96];
+        snprintf(label, sizeof label, "%s fusion, pre-norm, penal incl. the fusion, "
+                 "standardised image", fusion_name[f]);
+        test_fusion_grads(f, 1, 0.1f, PENAL_ALL | PENAL_FUSION, label);
+        test_image_norm(f, fusion_name[f]);
+    }
 }

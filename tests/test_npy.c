@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imageset.h"
 #include "npy.h"
 #include "test.h"
 
@@ -395,6 +396,60 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return remove(path);
 }
 
+/* imageset_stats over a (100, 2, 3) float32 file: every line, then the 64
+ * lines spread evenly that a small budget allows, against sums here. */
+static void image_stats(void) {
+    enum { N = 100, P = 2, D = 3 };
+    static float x[N * P * D];
+    for (int i = 0; i < N * P * D; i++) {
+        int d = i % D;
+        x[i] = (float)(d * 10) + (float)((i * 37) % 11) * (d == 2 ? 0.0f : 0.5f + d);
+    }
+    char path[128];
+    path_in(path, sizeof path, "stats.npy");
+    write_npy(path, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (100, 2, 3), }", x,
+              sizeof x);
+    imageset s;
+    mmt_status st = {0};
+    int rc = imageset_open(&s, path, NULL, 0, 0, &st);
+    CHECK(rc == MMT_OK, "image statistics: the set opens: %s", rc ? st.msg : "ok");
+    if (rc) return;
+    for (int pass = 0; pass < 2; pass++) {
+        long budget = pass == 0 ? 1L << 20 : 6, want_n = pass == 0 ? N : 64;
+        float mean[D], scale[D];
+        long n = imageset_stats(&s, budget, mean, scale);
+        double m[D] = {0}, v[D] = {0}, avg = 0.0;
+        for (long k = 0; k < want_n; k++) {
+            long line = (long)((double)k * N / want_n);
+            for (int p = 0; p < P; p++)
+                for (int d = 0; d < D; d++) m[d] += x[(line * P + p) * D + d] / (double)(want_n * P);
+        }
+        for (long k = 0; k < want_n; k++) {
+            long line = (long)((double)k * N / want_n);
+            for (int p = 0; p < P; p++)
+                for (int d = 0; d < D; d++) {
+                    double e = x[(line * P + p) * D + d] - m[d];
+                    v[d] += e * e / (double)(want_n * P);
+                }
+        }
+        for (int d = 0; d < D; d++) avg += v[d] / D;
+        float wm[D], ws[D];
+        for (int d = 0; d < D; d++) {
+            wm[d] = (float)m[d];
+            ws[d] = (float)(1.0 / sqrt(v[d] + 0.01 * avg + 1e-12));
+        }
+        CHECK(n == want_n, "image statistics, budget %ld values: %ld lines read (want %ld)", budget,
+              n, want_n);
+        check_close(pass ? "image statistics of 64 lines: means" : "image statistics: means", mean,
+                    wm, D, 1e-5, 1e-5);
+        check_close(pass ? "image statistics of 64 lines: scales" : "image statistics: scales",
+                    scale, ws, D, 1e-5, 1e-5);
+        CHECK(v[2] < 1e-12 && scale[2] > 0.0f && scale[2] < 100.0f,
+              "image statistics: a constant value gets a bounded scale (%g)", scale[2]);
+    }
+    imageset_close(&s);
+}
+
 void suite_npy(void) {
     snprintf(dir, sizeof dir, "/tmp/mmt-npy-XXXXXX");
     if (!mkdtemp(dir)) {
@@ -407,5 +462,6 @@ void suite_npy(void) {
     grid_4d();
     versions_and_syntax();
     errors();
+    image_stats();
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -183,6 +183,8 @@ int model_config_apply(model_config *c, const cJSON *obj, const char *where, mmt
             rc = cJSON_IsBool(it) ? MMT_OK
                  : mmt_fail(st, "%s: \"image_positions\": expected true or false", where);
             if (!rc) c->img_positions = cJSON_IsTrue(it);
+        } else if (!strcmp(k, "image_hidden")) {
+            rc = cfg_int(it, where, 0, 1 << 16, &c->img_hidden, st);
         } else if (!strcmp(k, "image_dim")) {
             rc = cfg_int(it, where, 0, 1 << 24, &c->img_dim, st);
         } else if (!strcmp(k, "image_regions")) {
@@ -241,6 +243,7 @@ char *model_config_to_json(const model_config *c) {
         cJSON_AddNumberToObject(o, "image_dropout", c->img_dropout);
         cJSON_AddBoolToObject(o, "image_positions", c->img_positions);
         cJSON_AddStringToObject(o, "image_norm", c->img_norm ? "standard" : "none");
+        cJSON_AddNumberToObject(o, "image_hidden", c->img_hidden);
         cJSON_AddNumberToObject(o, "image_dim", c->img_dim);
         cJSON_AddNumberToObject(o, "image_regions", c->img_regions);
         cJSON_AddNumberToObject(o, "image_size", c->img_size);
@@ -355,7 +358,12 @@ static void build_table(mmt_model *m) {
     /* the image pathway (fusion.h): regions, then the gate and, for the
      * selective fusion, its attention */
     fusion_off *f = &m->fo;
-    f->proj_w = add_tensor(m, "img.proj.weight", D, m->cfg.img_dim);
+    int Hv = m->cfg.img_hidden;
+    if (Hv) {
+        f->hid_w = add_tensor(m, "img.hidden.weight", Hv, m->cfg.img_dim);
+        f->hid_b = add_tensor(m, "img.hidden.bias", Hv, 0);
+    }
+    f->proj_w = add_tensor(m, "img.proj.weight", D, Hv ? Hv : m->cfg.img_dim);
     f->proj_b = add_tensor(m, "img.proj.bias", D, 0);
     if (m->cfg.img_positions) f->pos = add_tensor(m, "img.pos", m->cfg.img_regions, D);
     f->gt_w = add_tensor(m, "fusion.gate_text.weight", D, D);
@@ -533,6 +541,7 @@ static size_t layout(mmt_model *m, float *base, int B, int S, int T) {
     if (c->fusion != FUSION_NONE) {
         const size_t Ni = (size_t)B * c->img_regions;
         m->img_xd = take(&b, Ni * c->img_dim);
+        m->img_h = c->img_hidden ? take(&b, Ni * c->img_hidden) : NULL;
         m->img_v = take(&b, Ni * D);
         m->img_g = take(&b, (size_t)B * D);
         m->fa.lam = take(&b, Ns * D);
@@ -544,6 +553,7 @@ static size_t layout(mmt_model *m, float *base, int B, int S, int T) {
         m->fus_z = take(&b, Ns * D);
         m->fus_y = take(&b, Ns * D);
         m->dimg_v = take(&b, Ni * D);
+        m->dimg_h = c->img_hidden ? take(&b, Ni * c->img_hidden) : NULL;
         m->dimg_g = take(&b, (size_t)B * D);
         m->dfus_z = take(&b, Ns * D);
         m->dfus_h = take(&b, Ns * D);
@@ -872,9 +882,21 @@ static const float *image_fusion_forward(mmt_model *m, const float *h, const flo
                            c->img_dim);
         img = m->img_xd;
     }
-    image_proj_forward(m->img_v, m->img_xd, img, W + f->proj_w, W + f->proj_b,
-                       c->img_positions ? W + f->pos : NULL, drop_p(m, c->img_dropout),
-                       seed_of(m, 2, 0, 2), B, P, c->img_dim, D);
+    const float pd = drop_p(m, c->img_dropout);
+    const uint64_t seed = seed_of(m, 2, 0, 2);
+    const float *pos = c->img_positions ? W + f->pos : NULL;
+    if (c->img_hidden) {
+        /* regions through the hidden layer: relu(dropout(x) w_h^T + b_h), then projected */
+        const int Hv = c->img_hidden;
+        image_proj_forward(m->img_h, m->img_xd, img, W + f->hid_w, W + f->hid_b, NULL, pd, seed,
+                           B, P, c->img_dim, Hv);
+        relu_forward(m->img_h, m->img_h, (long)B * P * Hv);
+        image_proj_forward(m->img_v, m->img_h, m->img_h, W + f->proj_w, W + f->proj_b, pos, 0.0f,
+                           seed, B, P, Hv, D);
+    } else {
+        image_proj_forward(m->img_v, m->img_xd, img, W + f->proj_w, W + f->proj_b, pos, pd, seed,
+                           B, P, c->img_dim, D);
+    }
     fusion_dims d = {B, S, P, D};
     fusion_weights w = fusion_weights_of(m);
     if (c->fusion == FUSION_GATED) {
@@ -919,8 +941,19 @@ static void image_fusion_backward(mmt_model *m, const float *dy) {
         fusion_selective_backward(m->dfus_h, m->dimg_v, &dw, m->dfus_z, &m->fa, m->fus_h,
                                   m->img_v, &w, &d);
     }
-    image_proj_backward(G + f->proj_w, G + f->proj_b, c->img_positions ? G + f->pos : NULL,
-                        m->dimg_v, m->img_xd, B, P, c->img_dim, D);
+    float *dpos = c->img_positions ? G + f->pos : NULL;
+    if (c->img_hidden) {
+        const int Hv = c->img_hidden, Ni = B * P;
+        image_proj_backward(G + f->proj_w, G + f->proj_b, dpos, m->dimg_v, m->img_h, B, P, Hv, D);
+        linear_backward_into(m->dimg_h, Hv, NULL, NULL, m->dimg_v, D, m->img_h, Hv,
+                             m->params + f->proj_w, Ni, Hv, D);
+        relu_backward(m->dimg_h, m->dimg_h, m->img_h, (long)Ni * Hv);
+        image_proj_backward(G + f->hid_w, G + f->hid_b, NULL, m->dimg_h, m->img_xd, B, P,
+                            c->img_dim, Hv);
+    } else {
+        image_proj_backward(G + f->proj_w, G + f->proj_b, dpos, m->dimg_v, m->img_xd, B, P,
+                            c->img_dim, D);
+    }
 }
 
 /* The encoder: embeddings, layers, final norm (pre-norm), the image fusion
@@ -1188,7 +1221,9 @@ double model_step_flops(const mmt_model *m, const mmt_batch *b) {
     double fwd = m->cfg.enc_layers * enc + m->cfg.dec_layers * dec + Nt * D * V;
     if (m->cfg.fusion != FUSION_NONE) {
         const double Ni = (double)b->B * m->cfg.img_regions;
-        fwd += Ni * m->cfg.img_dim * D + Ns * 2 * D * D; /* regions; the gate */
+        const double Hv = m->cfg.img_hidden;
+        fwd += (Hv ? Ni * m->cfg.img_dim * Hv + Ni * Hv * D : Ni * m->cfg.img_dim * D) +
+               Ns * 2 * D * D; /* regions; the gate */
         if (m->cfg.fusion == FUSION_SELECTIVE)
             fwd += Ns * D * D + Ni * 2 * D * D + 2 * Ns * m->cfg.img_regions * D;
     }

@@ -55,6 +55,8 @@ typedef struct {
     int img_dim, img_regions;   /* Dv and P of the image input (B, P, Dv) */
     float img_dropout;          /* on the image input */
     int img_positions;          /* learned (P, D) positions added to the projected regions */
+    int img_hidden;             /* 0: each region projected linearly to D; > 0: first through
+                                   a hidden layer of this width with ReLU */
     int img_norm;               /* 1: each image value standardised, (x - mean) * scale,
                                    with the training set's statistics, kept as the
                                    untrained tensors img.stats.mean and img.stats.scale */

@@ -52,7 +52,8 @@ typedef struct {
 
 /* Offsets of the image pathway's tensors (fusion.h). */
 typedef struct {
-    size_t proj_w, proj_b, pos;         /* (D, Dv) (D) (P, D) */
+    size_t hid_w, hid_b;                /* img_hidden Hv > 0: (Hv, Dv) (Hv) */
+    size_t proj_w, proj_b, pos;         /* (D, Dv or Hv) (D) (P, D) */
     size_t gt_w, gi_w, g_b;             /* gate: (D, D) (D, D) (D) */
     size_t q_w, q_b, kv_w, kv_b;        /* selective: (D, D) (D) (2D, D) (2D) */
     size_t st_mean, st_scale;           /* img_norm: (Dv) (Dv), untrained, last */
@@ -88,12 +89,14 @@ struct mmt_model {
     sub_acts enc_fin, dec_fin;  /* pre-norm final norms (h, mean, rstd used) */
     /* image fusion (with a fusion only) */
     float *img_xd;              /* (B*P, Dv) image input after dropout */
+    float *img_h;               /* (B*P, Hv) hidden layer (ReLU output; img_hidden only) */
     float *img_v;               /* (B*P, D) projected regions */
     float *img_g;               /* (B, D) pooled (gated) */
     fusion_acts fa;             /* lam, q, kv, probs, himg */
     const float *fus_h;         /* (Ns, D) encoder output before the fusion */
     float *fus_z, *fus_y;       /* (Ns, D) fusion branch and fused output */
     float *dimg_v, *dimg_g, *dfus_z, *dfus_h; /* backward scratch */
+    float *dimg_h;              /* (B*P, Hv) backward scratch (img_hidden only) */
     float *dec_out;             /* (Nt, D) */
     float *logits, *lse, *dlogits; /* (Nt, V) (Nt) (Nt, V), dlogits the same buffer:
                                       a training forward leaves exp(logits - row max)

@@ -143,6 +143,10 @@ static const recipe_key keys[] = {
      "encoder outputs over the image regions, mixed in by a gate (Li et al. 2022)"},
     {"model.image_dropout", RECIPE_FLOAT, "0.0", 0, 0.99, NULL, 0,
      "dropout on the image input (features or pixels)"},
+    {"model.image_hidden", RECIPE_INT, "0", 0, 65536, NULL, 0,
+     "0 = each image region (patch or feature) is projected linearly to the model width; "
+     "N > 0 = it first goes through a hidden layer of width N with ReLU, so the image "
+     "pathway can itself tell apart what a linear map cannot (a two-layer patch embedding)"},
     {"model.image_norm", RECIPE_STRING, "\"none\"", 0, 0, "none|standard", 0,
      "how image values are scaled before the model projects them: none = as read (PNG pixels "
      "in 0..1, features as stored); standard = each value standardised with the mean and "

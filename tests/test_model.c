@@ -309,6 +309,7 @@ static void test_fusion_grads(int fusion, int pre_norm, float tau, unsigned mask
                               const char *label) {
     model_config cfg = fusion_config(fusion, pre_norm);
     cfg.img_norm = strstr(label, "standardised") != NULL;
+    cfg.img_hidden = strstr(label, "hidden layer") ? 5 : 0;
     cfg.tau = tau;
     cfg.penal_mask = mask;
     mmt_model *m = model_create(&cfg);
@@ -468,10 +469,13 @@ void suite_model(void) {
     test_fusion_uses_image(FUSION_SELECTIVE, "selective");
     static const char *const fusion_name[] = {"none", "gated", "selective"};
     for (int f = FUSION_GATED; f <= FUSION_SELECTIVE; f++) {
-        char label[96];
+        char label[128];
         snprintf(label, sizeof label, "%s fusion, pre-norm, penal incl. the fusion, "
                  "standardised image", fusion_name[f]);
         test_fusion_grads(f, 1, 0.1f, PENAL_ALL | PENAL_FUSION, label);
         test_image_norm(f, fusion_name[f]);
+        snprintf(label, sizeof label, "%s fusion, post-norm, penal incl. the fusion, "
+                 "standardised image, image hidden layer of 5", fusion_name[f]);
+        test_fusion_grads(f, 0, 0.1f, PENAL_ALL | PENAL_FUSION, label);
     }
 }

@@ -79,6 +79,8 @@ static int read_config(fixture_config *fc, const st_file *f, mmt_status *st) {
         c->img_regions = (int)config_num(j, "image_regions", f->path, st);
         c->img_positions = (int)config_num(j, "image_positions", f->path, st);
         if ((int)config_num(j, "penal_fusion", f->path, st)) c->penal_mask |= PENAL_FUSION;
+        const cJSON *hid = cJSON_GetObjectItemCaseSensitive(j, "image_hidden");
+        c->img_hidden = cJSON_IsNumber(hid) ? hid->valueint : 0;
     }
     cJSON_Delete(j);
     return st->code;
@@ -226,4 +228,5 @@ void suite_parity(void) {
     run_fixture("penal");
     run_fixture("gated");
     run_fixture("selective");
+    run_fixture("gated-hidden");
 }

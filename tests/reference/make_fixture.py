@@ -36,13 +36,16 @@ LN_EPS = 1e-5
 ADAM_LR, ADAM_BETAS, ADAM_EPS, ADAM_STEPS = 1e-3, (0.9, 0.98), 1e-8, 5
 
 P, DV = 4, 6  # image regions per example and their width (fusion variants)
+HV = 5  # the image hidden layer's width (image_hidden variants)
 
-VARIANTS = [  # file name, pre_norm, tau (penal on every sublayer, the fusion's too), fusion
-    ("fixture-postnorm.safetensors", False, 0.0, None),
-    ("fixture-prenorm.safetensors", True, 0.0, None),
-    ("fixture-penal.safetensors", False, 0.5, None),
-    ("fixture-gated.safetensors", False, 0.5, "gated"),
-    ("fixture-selective.safetensors", True, 0.5, "selective"),
+VARIANTS = [  # file name, pre_norm, tau (penal on every sublayer, the fusion's too), fusion,
+    # image hidden layer width (0: none)
+    ("fixture-postnorm.safetensors", False, 0.0, None, 0),
+    ("fixture-prenorm.safetensors", True, 0.0, None, 0),
+    ("fixture-penal.safetensors", False, 0.5, None, 0),
+    ("fixture-gated.safetensors", False, 0.5, "gated", 0),
+    ("fixture-selective.safetensors", True, 0.5, "selective", 0),
+    ("fixture-gated-hidden.safetensors", False, 0.5, "gated", HV),
 ]
 
 
@@ -63,7 +66,7 @@ def make_batch(gen):
 
 # ------------------------------------------------------------ parameters
 
-def param_shapes(pre_norm, fusion=None):
+def param_shapes(pre_norm, fusion=None, hidden=0):
     """(name, shape) of every parameter, in mmt's table order."""
     shapes = [("embed.weight", (V, D))]
 
@@ -98,7 +101,9 @@ def param_shapes(pre_norm, fusion=None):
     if pre_norm:
         norm("dec.norm")
     if fusion:
-        linear("img.proj", D, DV)
+        if hidden:
+            linear("img.hidden", hidden, DV)
+        linear("img.proj", D, hidden or DV)
         shapes.append(("img.pos", (P, D)))
         shapes.append(("fusion.gate_text.weight", (D, D)))
         shapes.append(("fusion.gate_image.weight", (D, D)))
@@ -109,11 +114,11 @@ def param_shapes(pre_norm, fusion=None):
     return shapes
 
 
-def make_params(pre_norm, gen, fusion=None):
+def make_params(pre_norm, gen, fusion=None, hidden=0):
     """float32 weights of a sensible scale; norms and biases away from 1 and 0
     so that every gradient path is exercised."""
     params = {}
-    for name, shape in param_shapes(pre_norm, fusion):
+    for name, shape in param_shapes(pre_norm, fusion, hidden):
         r = torch.randn(shape, generator=gen, dtype=torch.float32)
         if name == "embed.weight":
             p = r * D ** -0.5
@@ -159,8 +164,9 @@ def attention(q, k, v, masked):
 class Model:
     """The forward pass of src/model.c; penal hooks on every residual branch."""
 
-    def __init__(self, p, pre_norm, tau, fusion=None):
+    def __init__(self, p, pre_norm, tau, fusion=None, hidden=0):
         self.p, self.pre_norm, self.tau, self.fusion = p, pre_norm, tau, fusion
+        self.hidden = hidden
 
     def sublayer(self, x, branch, norm, keep):
         """post-norm: LN(x + z), z = branch(x); pre-norm: x + z, z = branch(LN(x)).
@@ -198,7 +204,8 @@ class Model:
         """The image fusion on the encoder output h (B, S, D) from img (B, P, DV):
         h + z, the penal connection on z."""
         p = self.p
-        v = linear(img, p, "img.proj") + p["img.pos"][None]  # (B, P, D)
+        x = torch.relu(linear(img, p, "img.hidden")) if self.hidden else img  # (B, P, HV)
+        v = linear(x, p, "img.proj") + p["img.pos"][None]  # (B, P, D)
         if self.fusion == "gated":
             g = v.mean(dim=1)  # (B, D)
             pre = h @ p["fusion.gate_text.weight"].T + \
@@ -289,17 +296,17 @@ def write_safetensors(path, tensors, metadata):
 
 # ------------------------------------------------------------------ main
 
-def make_fixture(path, pre_norm, tau, fusion):
+def make_fixture(path, pre_norm, tau, fusion, hidden):
     gen = torch.Generator().manual_seed(SEED)
     src, tgt_in, tgt_out = make_batch(gen)
-    params32 = make_params(pre_norm, gen, fusion)
+    params32 = make_params(pre_norm, gen, fusion, hidden)
     img32 = torch.rand((B, P, DV), generator=gen, dtype=torch.float32) if fusion else None
     img = img32.double() if fusion else None
     names = list(params32)
 
     # forward and backward in float64 from the float32 values
     p = {n: params32[n].double().requires_grad_() for n in names}
-    model = Model(p, pre_norm, tau, fusion)
+    model = Model(p, pre_norm, tau, fusion, hidden)
     logits, loss, nll, ntokens = model.forward(src, tgt_in, tgt_out, img)
     (loss / ntokens).backward()
     grads = {n: p[n].grad.clone() for n in names}
@@ -324,6 +331,8 @@ def make_fixture(path, pre_norm, tau, fusion):
     if fusion:
         config.update({"fusion": fusion, "image_dim": DV, "image_regions": P,
                        "image_positions": 1, "penal_fusion": 1})
+        if hidden:
+            config["image_hidden"] = hidden
     f32 = lambda t: t.detach().numpy().astype(np.float32)
     tensors = [("input.src", src.numpy()), ("input.tgt_in", tgt_in.numpy()),
                ("input.tgt_out", tgt_out.numpy())]
@@ -343,8 +352,8 @@ def make_fixture(path, pre_norm, tau, fusion):
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "."
     torch.set_num_threads(1)  # the same float64 sums on every machine
-    for name, pre_norm, tau, fusion in VARIANTS:
-        make_fixture("%s/%s" % (out, name), pre_norm, tau, fusion)
+    for name, pre_norm, tau, fusion, hidden in VARIANTS:
+        make_fixture("%s/%s" % (out, name), pre_norm, tau, fusion, hidden)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 # of masked colour words of the probe's test split that the translation
 # renders with the right German colour word (any inflection; mmt-probe
 # score), with the congruent images and with the images shuffled across
-# sentences (the incongruent-image test), and BLEU on the same output.
+# sentences (the incongruent-image test), and BLEU on the same output; then
+# the accuracy over the sentences with 1, 2 and 3 or more masked colours.
 #
 # usage: scripts/probe-eval.sh RUN_DIR [RUN_DIR ...]
 # Environment: BIN (build), PROBE (data/probe), BEAM (the recipe's decode.beam).
@@ -38,5 +39,14 @@ for run in "$@"; do
         bleu=$("$bin/mmt-bleu" -b -tok none -lc "$probe/test.de" < "$hyp")
         printf '%-28s %-10s %10s %22s %8s\n' "$(basename "$run")" "$s" \
             "$(echo "$acc" | awk '{print $2}')" "$(echo "$acc" | awk '{print $3}')" "$bleu"
+        # the same by how many colours the sentence masks: one colour needs
+        # only the image, several also need each [cK] bound to its square
+        for k in 1 2 3; do
+            awk -v k=$k '{ print ((k < 3 ? NF == k : NF >= k) ? $0 : "") }' \
+                "$probe/test.colours" > "$run/eval/colours-$k"
+            acc=$("$bin/mmt-probe" score --colours "$run/eval/colours-$k" --hyp "$hyp" 2>/dev/null)
+            printf '%-28s %-10s %10s %22s\n' "" "  $k$([ $k = 3 ] && echo +) colour(s)" \
+                "$(echo "$acc" | awk '{print $2}')" "$(echo "$acc" | awk '{print $3}')"
+        done
     done
 done

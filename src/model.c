@@ -172,13 +172,8 @@ int model_config_apply(model_config *c, const cJSON *obj, const char *where, mmt
         } else if (!strcmp(k, "image_dropout")) {
             rc = cfg_float(it, where, 0.0, 0.99, &c->img_dropout, st);
         } else if (!strcmp(k, "image_norm")) {
-            int v = cJSON_IsString(it) ? (!strcmp(it->valuestring, "none")       ? 0
-                                          : !strcmp(it->valuestring, "standard") ? 1
-                                                                                 : -1)
-                                       : -1;
-            rc = v >= 0 ? MMT_OK
-                 : mmt_fail(st, "%s: \"image_norm\": expected \"none\" or \"standard\"", where);
-            if (!rc) c->img_norm = v;
+            rc = cfg_choice(it, where, "none", "standard", &flag, st);
+            if (!rc) c->img_norm = flag;
         } else if (!strcmp(k, "image_positions")) {
             rc = cJSON_IsBool(it) ? MMT_OK
                  : mmt_fail(st, "%s: \"image_positions\": expected true or false", where);

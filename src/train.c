@@ -283,7 +283,6 @@ static int setup_model(trainer *t, mmt_status *st) {
         t->m = model_create(&cfg);
         if (cfg.img_norm) set_image_stats(t);
         adam_init(&t->adam, model_num_params(t->m), b1, b2, eps, wd);
-        t->adam.n_update = model_num_trained(t->m);
         t->ts = (train_state){0, 1, 0, -INFINITY, 0, 0.0, 0.0, 0.0, 0};
         return MMT_OK;
     }
@@ -305,7 +304,6 @@ static int setup_model(trainer *t, mmt_status *st) {
     t->m = c.model;
     t->adam = c.adam;
     t->adam.beta1 = b1, t->adam.beta2 = b2, t->adam.eps = eps, t->adam.weight_decay = wd;
-    t->adam.n_update = model_num_trained(t->m);
     t->ts = c.ts;
     c.model = NULL;
     c.adam.m = c.adam.v = NULL;
@@ -667,6 +665,7 @@ int train_run(const train_args *a, mmt_status *st) {
     if (setup_data_paths(&t, st) || setup_tokenizer(&t, st) || setup_corpora(&t, st) ||
         setup_images(&t, st) || setup_model(&t, st))
         goto done;
+    t.adam.n_update = model_num_trained(t.m); /* untrained data (image statistics) stay */
     log_info("model: %zu parameters, %d threads; %ld training batches per epoch of at most %d "
              "tokens, %d per update", model_num_trained(t.m), mmt_get_threads(),
              t.plan.n_batches, recipe_get_int(r, "train.max_tokens"), t.update_freq);
